@@ -1,0 +1,42 @@
+"""The ``handmocap`` console command: a thin dispatcher over ``handmocap.core.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from handmocap.core import __version__
+from handmocap.core.commands import COMMANDS
+from handmocap.core.errors import HandmocapError
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="handmocap",
+        description="Hand motion capture from video: takes, hand models and Blender animation.",
+    )
+    parser.add_argument("--version", action="version", version=f"handmocap {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module_name in COMMANDS:
+        module = importlib.import_module(f"handmocap.core.commands.{module_name}")
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except HandmocapError as exc:
+        print(f"handmocap {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"handmocap {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

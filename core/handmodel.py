@@ -1,0 +1,228 @@
+"""The hand models (real MANO or the open hand model) and one layer that poses both sides.
+
+Real MANO files are the user's (``MODELS/mano/MANO_RIGHT.pkl``, ``MANO_LEFT.pkl``); the open
+hand model ships with handmocap (``core/assets/openhand``) and is used whenever no MANO files
+are configured. Both are stored in MANO's pickle key layout and skinned through ``smplx``.
+
+Pose convention (DESIGN.md): ``global_orient`` (B, 3) axis-angle about the wrist joint, camera
+frame; ``hand_pose`` (B, 15, 3) axis-angle per finger joint, *absolute* (zero = flat hand, not
+MANO's mean pose); ``betas`` (B, 10); ``transl`` (B, 3) metres, added after the rotation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from handmocap.core.errors import ModelFileError
+from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS, NUM_JOINTS
+
+SIDES = ("left", "right")
+OPEN_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "openhand"
+MODELS_ENV = "HANDMOCAP_MODELS"
+
+# MANO's fingertip vertex ids (thumb, index, middle, ring, pinky): facts of the MANO topology.
+MANO_FINGERTIPS = {"right": (745, 317, 444, 556, 673), "left": (745, 317, 445, 556, 673)}
+
+
+@dataclass(frozen=True)
+class HandModelData:
+    """One side of a hand model, as plain arrays (metres)."""
+
+    side: str
+    kind: str  # "openhand" or "mano"
+    model_id: str  # kind plus a hash of the file, recorded in takes and checkpoints
+    path: Path
+    arrays: dict  # MANO pickle keys -> numpy arrays (J_regressor dense)
+    fingertip_ids: np.ndarray  # (5,) vertex ids, thumb..pinky
+    part_labels: np.ndarray  # (V,) 0..15, the joint that moves each vertex most
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.arrays["v_template"])
+
+    @property
+    def faces(self) -> np.ndarray:
+        return np.asarray(self.arrays["f"], dtype=np.int64)
+
+
+def default_models_dir() -> Path | None:
+    """The models folder from ``$HANDMOCAP_MODELS``, or None."""
+    value = os.environ.get(MODELS_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def open_model_path(side: str) -> Path:
+    return OPEN_MODEL_DIR / f"OPENHAND_{_check_side(side).upper()}.pkl"
+
+
+def mano_model_path(models_dir: Path, side: str) -> Path:
+    return Path(models_dir) / "mano" / f"MANO_{_check_side(side).upper()}.pkl"
+
+
+def _check_side(side: str) -> str:
+    if side not in SIDES:
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    return side
+
+
+def _file_id(kind: str, path: Path) -> str:
+    return f"{kind}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
+def _model_data(side: str, kind: str, path: Path, arrays: dict, tips) -> HandModelData:
+    arrays = dict(arrays)
+    regressor = arrays["J_regressor"]
+    if hasattr(regressor, "toarray"):
+        arrays["J_regressor"] = regressor.toarray()
+    labels = arrays.get("part_labels")
+    if labels is None:  # MANO has no labels: a vertex belongs to the joint that moves it most
+        labels = np.argmax(np.asarray(arrays["weights"]), axis=1)
+    return HandModelData(
+        side=side,
+        kind=kind,
+        model_id=_file_id(kind, path),
+        path=path,
+        arrays=arrays,
+        fingertip_ids=np.asarray(tips, dtype=np.int64),
+        part_labels=np.asarray(labels, dtype=np.int64),
+    )
+
+
+def load_open_hand(side: str) -> HandModelData:
+    """The open hand model shipped with handmocap (no licence restrictions)."""
+    from handmocap.core.mano_io import load_mano_pickle
+
+    path = open_model_path(side)
+    arrays = load_mano_pickle(path)
+    return _model_data(side, "openhand", path, arrays, arrays["fingertip_ids"])
+
+
+def load_mano(models_dir: Path, side: str) -> HandModelData:
+    """The user's MANO file for one side; the left-hand shapedirs bug is fixed when present."""
+    from handmocap.core.mano_io import load_mano_pair
+
+    pair = load_mano_pair(Path(models_dir) / "mano")
+    path = mano_model_path(models_dir, side)
+    return _model_data(side, "mano", path, pair[side], MANO_FINGERTIPS[side])
+
+
+def load_hand_models(
+    models_dir: Path | None = None, kind: str = "auto"
+) -> dict[str, HandModelData]:
+    """Both sides of the configured hand model.
+
+    ``kind``: "mano" needs ``models_dir/mano/MANO_{RIGHT,LEFT}.pkl``; "openhand" is always there;
+    "auto" takes MANO when both files are present, else the open model.
+    """
+    if kind not in ("auto", "mano", "openhand"):
+        raise ValueError(f"hand model kind must be auto, mano or openhand, got {kind!r}")
+    models_dir = models_dir if models_dir is not None else default_models_dir()
+    have_mano = models_dir is not None and all(
+        mano_model_path(models_dir, s).is_file() for s in SIDES
+    )
+    if kind == "mano" and not have_mano:
+        where = mano_model_path(models_dir, "right").parent if models_dir else "MODELS/mano"
+        raise ModelFileError(
+            f"MANO files not found in {where}: put MANO_RIGHT.pkl and MANO_LEFT.pkl there "
+            "(licensed by MPI; download them yourself from the MANO website)"
+        )
+    if kind == "mano" or (kind == "auto" and have_mano):
+        return {s: load_mano(models_dir, s) for s in SIDES}
+    return {s: load_open_hand(s) for s in SIDES}
+
+
+@dataclass
+class HandOutput:
+    """Result of posing a batch of hands (metres, same frame as the inputs)."""
+
+    vertices: torch.Tensor  # (B, V, 3)
+    joints: torch.Tensor  # (B, 16, 3) MANO kinematic order
+    keypoints: torch.Tensor  # (B, 21, 3) project order (wrist, thumb..pinky base to tip)
+
+
+def _smplx_mano(data: HandModelData) -> nn.Module:
+    import smplx
+    from smplx.utils import Struct
+
+    arrays = {k: v for k, v in data.arrays.items() if isinstance(v, np.ndarray)}
+    arrays["posedirs"] = np.asarray(arrays["posedirs"], dtype=np.float32)
+    with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a warning per construction
+        return smplx.MANO(
+            model_path=str(data.path),
+            data_struct=Struct(**arrays),
+            is_rhand=data.side == "right",
+            use_pca=False,
+            flat_hand_mean=True,
+            num_betas=10,
+            batch_size=1,
+        )
+
+
+class HandLayer(nn.Module):
+    """Poses left and right hands: (side, pose, shape, translation) -> vertices, joints, keypoints.
+
+    Differentiable, on whatever device the module is moved to. Skinning is smplx's MANO layer with
+    an absolute (flat-hand) finger pose; the 21 keypoints are the 16 joints plus the 5 fingertip
+    vertices of the model, in the project order.
+    """
+
+    def __init__(self, models: dict[str, HandModelData]):
+        super().__init__()
+        missing = [s for s in SIDES if s not in models]
+        if missing:
+            raise ValueError(f"HandLayer needs both sides, missing {missing}")
+        self.models = models
+        self.mano = nn.ModuleDict({s: _smplx_mano(models[s]) for s in SIDES})
+        for s in SIDES:
+            self.register_buffer(f"tips_{s}", torch.as_tensor(models[s].fingertip_ids))
+        self.register_buffer("kp_index", torch.as_tensor(KEYPOINTS_FROM_JOINTS_AND_TIPS))
+
+    @classmethod
+    def from_models_dir(cls, models_dir: Path | None = None, kind: str = "auto") -> HandLayer:
+        return cls(load_hand_models(models_dir, kind))
+
+    def faces(self, side: str) -> np.ndarray:
+        return self.models[_check_side(side)].faces
+
+    def forward(
+        self,
+        side: str,
+        global_orient: torch.Tensor,
+        hand_pose: torch.Tensor,
+        betas: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+    ) -> HandOutput:
+        """(B, 3), (B, 15, 3) or (B, 45), (B, 10), (B, 3) -> HandOutput."""
+        layer = self.mano[_check_side(side)]
+        batch = global_orient.shape[0]
+        ref = layer.shapedirs
+        if global_orient.shape != (batch, 3):
+            raise ValueError(f"global_orient must be (B, 3), got {tuple(global_orient.shape)}")
+        if hand_pose.shape not in ((batch, 15, 3), (batch, 45)):
+            raise ValueError(f"hand_pose must be (B, 15, 3) or (B, 45), got {tuple(hand_pose.shape)}")
+        betas = ref.new_zeros(batch, 10) if betas is None else betas
+        transl = ref.new_zeros(batch, 3) if transl is None else transl
+        if betas.shape != (batch, 10) or transl.shape != (batch, 3):
+            raise ValueError(
+                f"betas must be (B, 10) and transl (B, 3), got {tuple(betas.shape)}, "
+                f"{tuple(transl.shape)}"
+            )
+        out = layer(
+            global_orient=global_orient.to(ref),
+            hand_pose=hand_pose.reshape(batch, 45).to(ref),
+            betas=betas.to(ref),
+            transl=transl.to(ref),
+        )
+        tips = out.vertices[:, getattr(self, f"tips_{side}")]
+        joints = out.joints[:, :NUM_JOINTS]
+        keypoints = torch.cat([joints, tips], dim=1)[:, self.kp_index]
+        return HandOutput(vertices=out.vertices, joints=joints, keypoints=keypoints)

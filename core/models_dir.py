@@ -1,0 +1,113 @@
+"""The models folder: what handmocap finds there and what each backend still lacks.
+
+Layout (a flag ``--models``, the ``HANDMOCAP_MODELS`` environment variable, or the add-on
+preference)::
+
+    MODELS/mano/MANO_RIGHT.pkl, MANO_LEFT.pkl   MANO, licensed by MPI (never shipped)
+    MODELS/acr/wild.pkl                          ACR's official in-the-wild release
+    MODELS/dir/DIR.pth                           DIR's official checkpoint
+
+The open hand model ships with handmocap and is always available.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from handmocap.core.handmodel import SIDES, mano_model_path, open_model_path
+
+
+@dataclass(frozen=True)
+class Requirement:
+    what: str  # human description
+    path: str  # relative to the models folder, or a Python package name for kind "package"
+    kind: str = "file"  # "file" or "package"
+
+
+# What each backend needs besides the open hand model.
+BACKENDS: dict[str, tuple[Requirement, ...]] = {
+    "acr": (
+        Requirement("ACR checkpoint (official wild.pkl)", "acr/wild.pkl"),
+        Requirement("MANO right hand (ACR was trained with MANO)", "mano/MANO_RIGHT.pkl"),
+        Requirement("MANO left hand", "mano/MANO_LEFT.pkl"),
+    ),
+    "dir": (
+        Requirement("DIR checkpoint (official DIR.pth)", "dir/DIR.pth"),
+        Requirement("MANO right hand (DIR was trained with MANO)", "mano/MANO_RIGHT.pkl"),
+        Requirement("MANO left hand", "mano/MANO_LEFT.pkl"),
+    ),
+    "mediapipe": (Requirement("mediapipe 0.10.21 Python package", "mediapipe", "package"),),
+}
+
+
+@dataclass
+class BackendStatus:
+    name: str
+    code_present: bool  # the backend module exists in this version of handmocap
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.code_present and not self.missing
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+def _present(req: Requirement, models_dir: Path | None) -> bool:
+    if req.kind == "package":
+        return _module_exists(req.path)
+    return models_dir is not None and (models_dir / req.path).is_file()
+
+
+def backend_status(models_dir: Path | None) -> list[BackendStatus]:
+    statuses = []
+    for name, reqs in BACKENDS.items():
+        code = _module_exists(f"handmocap.core.backends.{name}")
+        missing = [
+            f"{r.what}: {models_dir / r.path if models_dir and r.kind == 'file' else r.path}"
+            for r in reqs
+            if not _present(r, models_dir)
+        ]
+        statuses.append(BackendStatus(name, code, missing))
+    return statuses
+
+
+def scan(models_dir: Path | None) -> dict:
+    """Everything found: hand models, checkpoints and backends, as a JSON-ready dict."""
+    hand_models = [
+        {"name": "openhand", "available": True, "files": [str(open_model_path(s)) for s in SIDES]}
+    ]
+    mano_files = [mano_model_path(models_dir, s) for s in SIDES] if models_dir else []
+    hand_models.append({
+        "name": "mano",
+        "available": bool(mano_files) and all(p.is_file() for p in mano_files),
+        "files": [str(p) for p in mano_files if p.is_file()],
+        "missing": [str(p) for p in mano_files if not p.is_file()] or (
+            [] if models_dir else ["no models folder given (--models or HANDMOCAP_MODELS)"]
+        ),
+    })  # fmt: skip
+    checkpoints = []
+    for name, reqs in BACKENDS.items():
+        for r in reqs:
+            if r.kind == "file" and not r.path.startswith("mano/"):
+                path = models_dir / r.path if models_dir else None
+                found = path is not None and path.is_file()
+                checkpoints.append({"backend": name, "file": r.path, "found": found,
+                                    "path": str(path) if found else None})  # fmt: skip
+    backends = [
+        {"name": b.name, "ready": b.ready, "code_present": b.code_present, "missing": b.missing}
+        for b in backend_status(models_dir)
+    ]
+    return {
+        "models_dir": str(models_dir) if models_dir else None,
+        "hand_models": hand_models,
+        "checkpoints": checkpoints,
+        "backends": backends,
+    }

@@ -1,0 +1,1 @@
+"""The open hand model: generator and its anatomy parameters."""
