@@ -71,7 +71,7 @@ def reorder(points, source: str, target: str):
 
     Works on numpy arrays and torch tensors alike.
     """
-    if points.shape[-2] != NUM_KEYPOINTS:
+    if points.ndim < 2 or points.shape[-2] != NUM_KEYPOINTS:
         raise ValueError(f"expected (..., 21, D) keypoints, got shape {tuple(points.shape)}")
     return points[..., order_indices(source, target), :]
 

@@ -135,6 +135,7 @@ def build_mesh(voxel: float = VOXEL_MM, edge: float = EDGE_MM):
     meshes = pymeshlab.MeshSet()
     meshes.add_mesh(pymeshlab.Mesh(verts + lo, faces))
     meshes.meshing_isotropic_explicit_remeshing(iterations=8, targetlen=pymeshlab.PureValue(edge))
+    meshes.meshing_close_holes(maxholesize=30)
     verts = np.asarray(meshes.current_mesh().vertex_matrix(), np.float64)
     faces = np.asarray(meshes.current_mesh().face_matrix(), np.int64)
     verts, faces = largest_component(verts, faces)
@@ -195,18 +196,24 @@ def digit_axis_distance(verts: np.ndarray, name: str, joints, tips) -> np.ndarra
     return d
 
 
-def skinning_weights(verts: np.ndarray, blend: float = 0.45) -> np.ndarray:
+def skinning_weights(verts: np.ndarray, blend=(1.0, 0.8, 0.8)) -> np.ndarray:
     """(V, 3) mm -> (V, 16) weights: smooth in space, summing to one, local to each joint.
 
     Along a digit, the weight passes from a segment to the next across the plane through the
-    joint perpendicular to the digit, over a band of ``blend`` times the local radius. A vertex
+    joint perpendicular to the digit, over a band of ``blend[k]`` times the local radius (for
+    the base, middle and distal joint of the digit). A vertex
     belongs to the digits softly (softmin over the distances to their bones), so the web between
     two fingers blends them instead of jumping from one to the other.
     """
     joints, tips, radii = A.rest_skeleton()
     dist = np.stack([digit_axis_distance(verts, n, joints, tips) for n in A.FINGERS], 1)
-    membership = np.exp(-(dist - dist.min(1, keepdims=True)) / 1.5)
-    membership /= membership.sum(1, keepdims=True)
+    # The four fingers part sharply (they only meet at their webs); the thumb's web with the
+    # palm is wide, so the thumb's share fades out over a much wider band.
+    fingers = dist[:, 1:]
+    share = np.exp(-(fingers - fingers.min(1, keepdims=True)) / 3.0)
+    share /= share.sum(1, keepdims=True)
+    thumb = 1.0 / (1.0 + np.exp((dist[:, 0] - fingers.min(1)) / 7.0))
+    membership = np.concatenate([thumb[:, None], (1.0 - thumb)[:, None] * share], axis=1)
     weights = np.zeros((len(verts), 16))
     for f, name in enumerate(A.FINGERS):
         direction = A.digit_direction(A.DIGITS[name])
@@ -214,7 +221,7 @@ def skinning_weights(verts: np.ndarray, blend: float = 0.45) -> np.ndarray:
         # s[k]: how far past joint k (0 before the band, 1 after it).
         s = []
         for k, j in enumerate(ids):
-            width = blend * radii[j] * (2.2 if k == 0 else 1.0)
+            width = blend[k] * radii[j]
             offset = (verts - joints[j]) @ direction
             shift = width * (0.6 if k == 0 else 0.0)  # the base joint bends inside the palm
             s.append(smoothstep((offset + shift) / (2 * width) + 0.5))
@@ -224,7 +231,20 @@ def skinning_weights(verts: np.ndarray, blend: float = 0.45) -> np.ndarray:
         weights[:, ids[1]] += m * s1 * s2 * (1 - s3)
         weights[:, ids[2]] += m * s1 * s2 * s3
         weights[:, 0] += m * (1 - s1)
-    return weights
+    return limit_influences(weights)
+
+
+def limit_influences(weights: np.ndarray, most: int = 4, floor: float = 0.005) -> np.ndarray:
+    """Keep each vertex's ``most`` largest weights above ``floor`` and renormalise.
+
+    Game engines skin with at most four bones per vertex (Unity's default, Unreal's minimum);
+    a model that already obeys the limit exports without silent changes.
+    """
+    order = np.argsort(-weights, axis=1)
+    keep = np.zeros_like(weights, dtype=bool)
+    np.put_along_axis(keep, order[:, :most], True, axis=1)
+    pruned = np.where(keep & (weights >= floor), weights, 0.0)
+    return pruned / pruned.sum(1, keepdims=True)
 
 
 def fingertip_ids(verts: np.ndarray) -> np.ndarray:
@@ -294,49 +314,63 @@ SHAPE_DIRECTIONS = (
     {"palm_length": 0.035},
     {"digit_girth": 0.05},
     {"thumb_length": 0.045},
-    {"palm_thickness": 0.06},
-    {"index_length": 0.03, "ring_length": -0.03},
+    {"palm_taper": 0.06},
+    {"index_length": 0.015, "ring_length": -0.015},
     {"pinky_length": 0.05},
     {"distal_length": 0.05, "proximal_length": -0.025},
 )
 
 
 def deform(verts: np.ndarray, weights: np.ndarray, change: dict[str, float]) -> np.ndarray:
-    """Move the rest mesh by one anatomical change: per-bone affine maps blended by the weights.
+    """Move the rest mesh by one anatomical change: per-bone maps blended by the weights.
 
-    The palm scales about the wrist in its own axes; each digit segment moves with its (moved)
-    base joint, stretches along its axis and scales across it. Every map is linear in the
-    amounts of ``change``, so the displacement is a valid linear shape direction.
+    The palm scales about the wrist in its own axes and may taper (wider at the knuckles than
+    at the wrist); each digit segment moves with its (moved) base joint, stretches along its
+    axis and scales across it. Every map is linear in the amounts of ``change``, so the
+    displacement is a valid linear shape direction.
     """
     joints, tips, _ = A.rest_skeleton()
     g = change.get
     size = g("size", 0.0)
     palm_scale = np.array([
         1 + size + g("palm_length", 0.0),  # x: along the fingers
-        1 + size + g("palm_thickness", 0.0),  # y: thickness
+        1 + size,  # y: thickness
         1 + size + g("palm_width", 0.0),  # z: across the palm
     ])  # fmt: skip
-    maps = [(joints[0], np.diag(palm_scale), joints[0])]
+    knuckles = -joints[A.FINGER_JOINTS["middle"][0], 0]  # forward distance wrist -> knuckles
+
+    def palm(p: np.ndarray) -> np.ndarray:
+        rel = p - joints[0]
+        taper = g("palm_taper", 0.0) * np.clip(-rel[..., 0] / knuckles, 0.0, None)
+        out = rel * palm_scale
+        out[..., 2] += taper * rel[..., 2]
+        return joints[0] + out
+
+    maps = [palm]
     for name in A.FINGERS:
         ids = A.FINGER_JOINTS[name]
         direction = A.digit_direction(A.DIGITS[name])
         along = np.outer(direction, direction)
-        base = joints[ids[0]]
-        head = joints[0] + palm_scale * (base - joints[0])
+        head = palm(joints[ids[0]])
         stretch_name = "thumb_length" if name == "thumb" else "finger_length"
         for k, j in enumerate(ids):
             segment_change = size + g(stretch_name, 0.0) + g(f"{name}_length", 0.0)
             segment_change += g(("proximal_length", "middle_length", "distal_length")[k], 0.0)
             girth = 1 + size + g("digit_girth", 0.0)
             matrix = (1 + segment_change) * along + girth * (np.eye(3) - along)
-            maps.append((joints[j], matrix, head))
+            maps.append(_affine(joints[j], matrix, head))
             child = joints[ids[k + 1]] if k < 2 else tips[A.FINGERS.index(name)]
             head = head + matrix @ (child - joints[j])
     out = np.zeros_like(verts)
     order = [0] + [j for n in A.FINGERS for j in A.FINGER_JOINTS[n]]
-    for (origin, matrix, target), j in zip(maps, order, strict=True):
-        out += weights[:, j : j + 1] * ((verts - origin) @ matrix.T + target)
+    for bone_map, j in zip(maps, order, strict=True):
+        out += weights[:, j : j + 1] * bone_map(verts)
     return out
+
+
+def _affine(origin: np.ndarray, matrix: np.ndarray, target: np.ndarray):
+    """p -> matrix (p - origin) + target."""
+    return lambda p: (p - origin) @ matrix.T + target
 
 
 def shape_directions(verts: np.ndarray, weights: np.ndarray) -> np.ndarray:
