@@ -10,6 +10,7 @@ from handmocap.core import __version__
 from handmocap.core.commands import COMMANDS
 from handmocap.core.errors import HandmocapError
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="handmocap",

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-
 from handmocap.core.errors import ModelFileError
 from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS, NUM_JOINTS
+from torch import nn
 
 SIDES = ("left", "right")
 OPEN_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "openhand"
@@ -208,7 +207,9 @@ class HandLayer(nn.Module):
         if global_orient.shape != (batch, 3):
             raise ValueError(f"global_orient must be (B, 3), got {tuple(global_orient.shape)}")
         if hand_pose.shape not in ((batch, 15, 3), (batch, 45)):
-            raise ValueError(f"hand_pose must be (B, 15, 3) or (B, 45), got {tuple(hand_pose.shape)}")
+            raise ValueError(
+                f"hand_pose must be (B, 15, 3) or (B, 45), got {tuple(hand_pose.shape)}"
+            )
         betas = ref.new_zeros(batch, 10) if betas is None else betas
         transl = ref.new_zeros(batch, 3) if transl is None else transl
         if betas.shape != (batch, 10) or transl.shape != (batch, 3):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from handmocap.core.handmodel import SIDES, HandLayer
 from handmocap.core.poses import named_pose
 from handmocap.core.render import (

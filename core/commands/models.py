@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"models folder: {report['models_dir'] or '(none: pass --models or set HANDMOCAP_MODELS)'}")
+    where = report["models_dir"] or "(none: pass --models or set HANDMOCAP_MODELS)"
+    print(f"models folder: {where}")
     print("hand models:")
     for m in report["hand_models"]:
         state = "available" if m["available"] else "missing: " + "; ".join(m["missing"])

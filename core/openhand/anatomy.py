@@ -122,7 +122,7 @@ def flexion_axes() -> np.ndarray:
 
 
 def spread_axes() -> np.ndarray:
-    """(16, 3) unit axes about which a positive rotation spreads each base joint toward the thumb."""
+    """(16, 3) unit axes about which a positive rotation spreads a finger toward the thumb."""
     axes = np.zeros((16, 3))
     for name in FINGERS:
         axes[list(FINGER_JOINTS[name])] = frame_point(0.0, 0.0, 1.0)

@@ -7,7 +7,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from handmocap.core.errors import ModelFileError
 from handmocap.core.handmodel import (
     MANO_FINGERTIPS,

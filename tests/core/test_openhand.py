@@ -7,7 +7,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
 from handmocap.core.handmodel import HandLayer, load_hand_models, open_model_path
 from handmocap.core.joints import KEYPOINT_NAMES, PARENTS
 from handmocap.core.mano_io import load_mano_pickle
@@ -73,7 +72,11 @@ def check_human_proportions(kp: np.ndarray) -> None:
         assert 0.6 <= lengths[finger] / palm <= 1.3, (finger, lengths[finger], palm)
     assert lengths["middle"] == max(lengths.values())
     assert lengths["pinky"] == min(lengths.values())
-    thumb = [dist(kp, "thumb1", "thumb2"), dist(kp, "thumb2", "thumb3"), dist(kp, "thumb3", "thumb_tip")]
+    thumb = [
+        dist(kp, "thumb1", "thumb2"),
+        dist(kp, "thumb2", "thumb3"),
+        dist(kp, "thumb3", "thumb_tip"),
+    ]
     assert all(15 <= s <= 55 for s in thumb), thumb
 
 
@@ -91,9 +94,10 @@ def test_each_shape_direction_stays_human_at_two(layer, edges, right, index, val
     verts, kp = pose(layer, betas=betas)
     check_human_proportions(kp)
     rest = right.arrays["v_template"][edges] * 1000
-    ratio = np.linalg.norm(np.diff(verts[edges], axis=1), axis=-1)[:, 0] / np.linalg.norm(
-        np.diff(rest, axis=1), axis=-1
-    )[:, 0]
+    ratio = (
+        np.linalg.norm(np.diff(verts[edges], axis=1), axis=-1)[:, 0]
+        / np.linalg.norm(np.diff(rest, axis=1), axis=-1)[:, 0]
+    )
     assert 0.3 < ratio.min() and ratio.max() < 2.0
 
 
