@@ -7,8 +7,9 @@ stub, smoothly blended) is meshed by marching cubes (scikit-image) and remeshed 
 triangles (MeshLab's isotropic remeshing, through pymeshlab); skinning weights are smooth
 functions of the position along each digit; the joint regressor is a convex combination of the
 vertices ringing each joint; the 10 shape directions are anatomical (size, finger length, palm
-width, ...) deformations, linear in the shape values. Files are written in MANO's pickle key layout so that ``smplx.MANO`` loads them.
-The outputs are deterministic for a given set of library versions.
+width, ...) deformations, linear in the shape values. Files are written in MANO's pickle key
+layout so that ``smplx.MANO`` loads them. The outputs are deterministic for a given set of
+library versions.
 """
 
 from __future__ import annotations
