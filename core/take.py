@@ -375,26 +375,36 @@ _MANIFEST_CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
-def _manifest_problem(fields: Mapping[str, Any]) -> str | None:
-    """The first problem in a manifest's fields (without format/version), or None."""
+def _fields_problem(fields: Mapping[str, Any], checks: Mapping[str, Any], owner: str) -> str | None:
+    """The first unexpected, missing or invalid field against ``checks``; ``owner`` prefixes
+    the field names (``"source."``) so that the message names the field in full."""
     for name in fields:
-        if name not in _MANIFEST_CHECKS:
-            return f"unexpected field {_show(name)}"
-    for name, check in _MANIFEST_CHECKS.items():
+        if name not in checks:
+            return f"unexpected field {_show(owner + str(name))}"
+    for name, check in checks.items():
         if name not in fields:
-            return f"missing field {name!r}"
+            return f"missing field '{owner}{name}'"
         problem = check(fields[name])
         if problem:
-            return f"field {name!r}: {problem}"
-    if fields["complete"] and fields["frames_written"] is None:
-        return "field 'frames_written': a complete take must record how many frames it holds"
+            return f"field '{owner}{name}': {problem}"
     return None
+
+
+def _manifest_problem(fields: Mapping[str, Any]) -> str | None:
+    """The first problem in a manifest's fields (without format/version), or None."""
+    problem = _fields_problem(fields, _MANIFEST_CHECKS, "")
+    if problem is None and fields["complete"] and fields["frames_written"] is None:
+        return "field 'frames_written': a complete take must record how many frames it holds"
+    return problem
 
 
 def _source_problem(source: Any) -> str | None:
     """The first problem in a decoded ``source`` object (null is fine), or None."""
     if source is None:
         return None
+    if not isinstance(source, dict):
+        return f"field 'source': expected an object or null, got {_show(source)}"
+    return _fields_problem(source, _SOURCE_CHECKS, "source.")
     if not isinstance(source, dict):
         return f"field 'source': expected an object or null, got {_show(source)}"
     for name in source:
