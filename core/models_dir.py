@@ -84,15 +84,16 @@ def scan(models_dir: Path | None) -> dict:
     hand_models = [
         {"name": "openhand", "available": True, "files": [str(open_model_path(s)) for s in SIDES]}
     ]
-    mano_files = [mano_model_path(models_dir, s) for s in SIDES] if models_dir else []
-    hand_models.append({
-        "name": "mano",
-        "available": bool(mano_files) and all(p.is_file() for p in mano_files),
-        "files": [str(p) for p in mano_files if p.is_file()],
-        "missing": [str(p) for p in mano_files if not p.is_file()] or (
-            [] if models_dir else ["no models folder given (--models or HANDMOCAP_MODELS)"]
-        ),
-    })  # fmt: skip
+    if models_dir is None:
+        mano = {"available": False, "files": [], "missing": ["no models folder given"]}
+    else:
+        paths = [mano_model_path(models_dir, s) for s in SIDES]
+        mano = {
+            "available": all(p.is_file() for p in paths),
+            "files": [str(p) for p in paths if p.is_file()],
+            "missing": [str(p) for p in paths if not p.is_file()],
+        }
+    hand_models.append({"name": "mano", **mano})
     checkpoints = []
     for name, reqs in BACKENDS.items():
         for r in reqs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from handmocap.core.handmodel import SIDES, HandLayer
+from handmocap.core.handmodel import HandLayer
 from handmocap.core.poses import named_pose
 from handmocap.core.render import (
     VIEWS,
@@ -70,6 +70,3 @@ def model_sheet(layer: HandLayer, cell: int = 260) -> np.ndarray:
     label(header, f"handmocap {kind} hand model: {layer.models['right'].num_vertices} vertices, "
           "16 parts (colours), 21 keypoints (dots)", org=(8, 24), scale=0.65)  # fmt: skip
     return np.concatenate([header, sheet], axis=0)
-
-
-__all__ = ["SIDES", "model_sheet", "pose_hand", "render_cell"]
