@@ -1,0 +1,1 @@
+"""ACR: attention collaboration-based regressor for arbitrary two-hand reconstruction."""
