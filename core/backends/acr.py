@@ -1,0 +1,157 @@
+"""The ``acr`` backend: full frames in, at most one left and one right hand per frame out.
+
+Frames are letterboxed to 512 (white padding, bicubic), run through the ACR network, parsed
+(centre NMS, threshold, cross-hand prior), and each hand posed with the configured hand model:
+finger pose = network output + the model's mean pose, translation from the weak-perspective
+camera through the focal length. The official release was trained with MANO, so its weights
+need the user's MANO files.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from handmocap.core.acr.model import ACR, ACRConfig
+from handmocap.core.acr.parse import DEFAULT_THRESHOLD, ParsedHands, parse_maps
+from handmocap.core.acr.preprocess import Letterbox, preprocess, to_network_input
+from handmocap.core.errors import HandmocapError
+from handmocap.core.handmodel import HandLayer, mano_model_path
+from handmocap.core.joints import KEYPOINT_NAMES
+from handmocap.core.observation import SIDES, Frame, HandObservation, project
+
+# The official demo's camera: focal length 1265 px for the 512 px network input.
+OFFICIAL_FOCAL_512 = 1265.0
+CHECKPOINT = Path("acr") / "wild.pkl"
+ROOT = KEYPOINT_NAMES.index("middle1")  # the weak-perspective camera centres the middle knuckle
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def missing_files(models_dir: Path | None) -> list[str]:
+    """What the acr backend still needs, each with where to put it."""
+    where = Path(models_dir) if models_dir else Path("MODELS")
+    needs = [
+        (
+            where / CHECKPOINT,
+            "ACR's official checkpoint wild.pkl (from the ACR repository's README)",
+        ),
+        (mano_model_path(where, "right"), "MANO_RIGHT.pkl (licensed by MPI: mano.is.tue.mpg.de)"),
+        (mano_model_path(where, "left"), "MANO_LEFT.pkl (licensed by MPI: mano.is.tue.mpg.de)"),
+    ]
+    if models_dir is None:
+        return [f"{what}: put it at {path} and pass --models MODELS" for path, what in needs]
+    return [f"{what}: expected at {path}" for path, what in needs if not path.is_file()]
+
+
+class ACRBackend:
+    """Callable: list of RGB uint8 frames -> one ``Frame`` (side -> observation) per frame."""
+
+    name = "acr"
+
+    def __init__(
+        self,
+        model: ACR,
+        hand_layer: HandLayer,
+        device: str | torch.device = "cpu",
+        threshold: float = DEFAULT_THRESHOLD,
+        focal: float | None = None,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        input_size: int = 512,
+    ):
+        if precision not in PRECISIONS:
+            raise HandmocapError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {precision}"
+            )
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.layer = hand_layer.to(self.device)
+        self.threshold = threshold
+        self.focal = focal  # original-frame pixels; None: the official demo's field of view
+        self.dtype = PRECISIONS[precision]
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.input_size = input_size
+        self.hands_mean = {
+            s: torch.as_tensor(hand_layer.models[s].arrays["hands_mean"], dtype=torch.float32)
+            for s in SIDES
+        }
+
+    @classmethod
+    def from_models_dir(cls, models_dir: Path | None, **kwargs) -> ACRBackend:
+        """The official network with ``MODELS/acr/wild.pkl`` and the user's MANO files."""
+        from handmocap.core.acr.checkpoint import load_official_acr
+
+        missing = missing_files(models_dir)
+        if missing:
+            raise HandmocapError("the acr backend cannot run yet: " + "; ".join(missing))
+        model = ACR.from_config(ACRConfig())
+        load_official_acr(model, Path(models_dir) / CHECKPOINT)
+        return cls(model, HandLayer.from_models_dir(models_dir, "mano"), **kwargs)
+
+    def focal_512(self, box: Letterbox) -> float:
+        return OFFICIAL_FOCAL_512 if self.focal is None else self.focal * box.scale
+
+    @torch.inference_mode()
+    def run_network(self, frames) -> tuple[dict[str, ParsedHands], list[Letterbox]]:
+        images, boxes = preprocess(frames, self.input_size)
+        x = to_network_input(images.to(self.device))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
+        )
+        with autocast:
+            maps = self.model(x)
+        return parse_maps({k: v.float() for k, v in maps.items()}, self.threshold), boxes
+
+    @torch.inference_mode()
+    def __call__(self, frames) -> list[Frame]:
+        parsed, boxes = self.run_network(frames)
+        results: list[Frame] = [{} for _ in frames]
+        for side in SIDES:
+            hands = parsed[side]
+            rows = torch.nonzero(hands.detected).flatten().tolist()
+            if not rows:
+                continue
+            pose = hands.absolute_pose(self.hands_mean[side].to(self.device))[rows]
+            out = self.layer(side, hands.global_orient[rows], pose, hands.betas[rows])
+            for k, row in enumerate(rows):
+                results[row][side] = self._observation(
+                    side, hands, row, pose[k], out.keypoints[k], out.vertices[k], boxes[row]
+                )
+        return results
+
+    def _observation(self, side, hands, row, pose, keypoints, vertices, box) -> HandObservation:
+        """Place the posed hand with the weak-perspective camera; project into the frame."""
+        scale, tx, ty = hands.camera[row].double().cpu().numpy()
+        scale = max(scale, 1e-6)
+        focal = self.focal_512(box)
+        target = np.array([tx / scale, ty / scale, focal / (self.input_size / 2 * scale)])
+        keypoints = keypoints.double().cpu().numpy()
+        transl = target - keypoints[ROOT]
+        joints3d = keypoints + transl
+        focal_px = focal / box.scale
+        return HandObservation(
+            side=side,
+            score=float(hands.score[row]),
+            global_orient=hands.global_orient[row].double().cpu().numpy(),
+            hand_pose=pose.double().cpu().numpy(),
+            betas=hands.betas[row].double().cpu().numpy(),
+            transl=transl,
+            joints3d=joints3d,
+            joints2d=project(joints3d, focal_px, box.principal_point()),
+            vertices=vertices.double().cpu().numpy() + transl,
+        )
+
+    def camera(self, frame_shape) -> tuple[float, np.ndarray]:
+        """(focal px, principal point px) of the camera this backend assumes for a frame."""
+        from handmocap.core.acr.preprocess import square_paddings
+
+        h, w = frame_shape[:2]
+        top, _, _, left = square_paddings(h, w)
+        box = Letterbox(h, w, top, left, max(h, w), self.input_size)
+        return self.focal_512(box) / box.scale, box.principal_point()

@@ -1,0 +1,103 @@
+"""``handmocap detect``: hands in still images, as text, JSON or pictures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+NAME = "detect"
+HELP = "find hands in images with a backend; print them, or draw them over the images"
+BACKENDS = ("acr",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
+    parser.add_argument("--backend", choices=BACKENDS, default="acr", help="default: acr")
+    parser.add_argument(
+        "--models", type=Path, default=None, help="models folder (default: $HANDMOCAP_MODELS)"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--threshold", type=float, default=0.35, help="hand confidence (acr)")
+    parser.add_argument("--focal", type=float, default=None, help="focal length, image pixels")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="draw the hands over the image: a PNG path for one image, a folder for several",
+    )
+
+
+def resolve_device(name: str) -> str:
+    import torch
+    from handmocap.core.errors import HandmocapError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HandmocapError(f"--device {name}: this machine's torch sees no CUDA device")
+    return name
+
+
+def read_rgb(path: Path):
+    """An image file as RGB uint8, or one clear error."""
+    import cv2
+    from handmocap.core.errors import HandmocapError
+
+    if not path.is_file():
+        raise HandmocapError(f"{path}: no such image file")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise HandmocapError(f"{path}: not an image OpenCV can read")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def overlay_paths(images: list[Path], overlay: Path) -> list[Path]:
+    if len(images) == 1 and overlay.suffix:
+        return [overlay]
+    return [overlay / f"{p.stem}_hands.png" for p in images]
+
+
+def build_backend(args: argparse.Namespace):
+    from handmocap.core.backends.acr import ACRBackend
+    from handmocap.core.handmodel import default_models_dir
+
+    models = args.models if args.models is not None else default_models_dir()
+    return ACRBackend.from_models_dir(
+        models, device=resolve_device(args.device), threshold=args.threshold, focal=args.focal
+    )
+
+
+def run(args: argparse.Namespace, backend=None) -> int:
+    from handmocap.core.overlay import draw_overlay
+    from handmocap.core.render import save_png
+
+    frames = [read_rgb(p) for p in args.images]  # fail on a bad image before loading weights
+    backend = backend if backend is not None else build_backend(args)
+    report = []
+    targets = overlay_paths(args.images, args.overlay) if args.overlay else [None] * len(frames)
+    for path, frame, target in zip(args.images, frames, targets, strict=True):
+        hands = backend([frame])[0]
+        report.append({
+            "image": str(path),
+            "width": frame.shape[1],
+            "height": frame.shape[0],
+            "backend": backend.name,
+            "hands": [hands[s].to_json() for s in ("left", "right") if s in hands],
+        })  # fmt: skip
+        if target is not None:
+            focal, center = backend.camera(frame.shape)
+            faces = {s: backend.layer.faces(s) for s in ("left", "right")}
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_png(target, draw_overlay(frame, hands, faces, focal, center))
+            report[-1]["overlay"] = str(target)
+    if args.json:
+        print(json.dumps({"images": report}, indent=1))
+        return 0
+    for item in report:
+        found = ", ".join(f"{h['side']} ({h['score']:.2f})" for h in item["hands"]) or "no hands"
+        where = f" -> {item['overlay']}" if "overlay" in item else ""
+        print(f"{item['image']}: {found}{where}")
+    return 0

@@ -1,0 +1,166 @@
+"""The acr backend on a real image (deterministic random weights), its errors, and `detect`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from handmocap.core import cli
+from handmocap.core.acr.checkpoint import official_to_port, port_to_official
+from handmocap.core.acr.model import ACR, ACRConfig
+from handmocap.core.acr.preprocess import letterbox
+from handmocap.core.backends import acr as acr_backend
+from handmocap.core.backends.acr import ACRBackend, missing_files
+from handmocap.core.commands import detect
+from handmocap.core.errors import HandmocapError
+from handmocap.core.handmodel import HandLayer, open_model_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parity"))
+import deterministic  # noqa: E402
+
+REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
+IMAGE = REALDATA / "acr_demo" / "magic.jpg"
+needs_image = pytest.mark.skipif(not IMAGE.is_file(), reason=f"real image {IMAGE} not present")
+
+
+@pytest.fixture(scope="module")
+def model():
+    net = ACR.from_config(ACRConfig())
+    state, _ = official_to_port(
+        deterministic.fill(port_to_official(net.state_dict()), prefix="module.")
+    )
+    net.load_state_dict(state)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def layer():
+    return HandLayer.from_models_dir(None, "openhand")
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return cv2.cvtColor(cv2.imread(str(IMAGE)), cv2.COLOR_BGR2RGB)
+
+
+@needs_image
+def test_real_image_gives_consistent_observations(model, layer, frame):
+    backend = ACRBackend(model, layer)
+    parsed, boxes = backend.run_network([frame])
+    (result,) = backend([frame])
+    assert set(result) == {"left", "right"}
+    focal, center = backend.camera(frame.shape)
+    assert focal == pytest.approx(1265.0 * max(frame.shape[:2]) / 512)
+    for side, hand in result.items():
+        assert hand.joints3d.shape == (21, 3) and hand.joints2d.shape == (21, 2)
+        assert np.isfinite(hand.joints3d).all() and (hand.joints3d[:, 2] > 0).all()
+        # the 2D joints are the 3D joints seen through the backend's camera
+        expected = hand.joints3d[:, :2] / hand.joints3d[:, 2:] * focal + center
+        np.testing.assert_allclose(hand.joints2d, expected, atol=1e-6)
+        # the middle knuckle lands where the weak-perspective camera put it
+        scale, tx, ty = parsed[side].camera[0].double().numpy()
+        np.testing.assert_allclose(
+            hand.joints2d[9], boxes[0].from_normalized(np.array([tx, ty])), atol=1e-3
+        )
+        # absolute finger pose = network output + the model's mean pose
+        mean = layer.models[side].arrays["hands_mean"].reshape(15, 3)
+        rel = parsed[side].hand_pose_relative[0].double().numpy()
+        np.testing.assert_allclose(hand.hand_pose, rel + mean, atol=1e-5)
+        # posing the hand model with the observation reproduces its joints
+        with torch.no_grad():
+            out = layer(
+                side,
+                *(torch.tensor(a, dtype=torch.float32)[None]
+                  for a in (hand.global_orient, hand.hand_pose, hand.betas, hand.transl)),
+            )  # fmt: skip
+        np.testing.assert_allclose(out.keypoints[0].numpy(), hand.joints3d, atol=1e-5)
+
+
+@needs_image
+def test_focal_length_sets_the_depth(model, layer, frame):
+    near = ACRBackend(model, layer, focal=1000.0)([frame])[0]
+    far = ACRBackend(model, layer, focal=2000.0)([frame])[0]
+    for side in near:
+        assert far[side].joints3d[9, 2] == pytest.approx(2 * near[side].joints3d[9, 2])
+        np.testing.assert_allclose(far[side].joints2d[9], near[side].joints2d[9], atol=1e-6)
+
+
+@needs_image
+def test_frames_of_different_sizes_in_one_batch(model, layer, frame):
+    small = cv2.resize(frame, (480, 270))
+    portrait = np.ascontiguousarray(frame[:, 600:1300])
+    results = ACRBackend(model, layer)([frame, small, portrait])
+    assert len(results) == 3
+    image, box = letterbox(portrait)
+    assert box.pad_left > 0 and box.pad_top == 0
+
+
+def test_missing_files_are_named(tmp_path):
+    msgs = missing_files(tmp_path)
+    assert len(msgs) == 3
+    assert any(str(tmp_path / "acr" / "wild.pkl") in m for m in msgs)
+    assert any("MANO_LEFT.pkl" in m and "mano.is.tue.mpg.de" in m for m in msgs)
+    (tmp_path / "acr").mkdir()
+    (tmp_path / "acr" / "wild.pkl").write_bytes(b"x")
+    assert len(missing_files(tmp_path)) == 2
+    with pytest.raises(HandmocapError, match="MANO_RIGHT.pkl"):
+        ACRBackend.from_models_dir(tmp_path)
+    assert all("--models" in m for m in missing_files(None))
+
+
+def test_from_models_dir_loads_an_official_format_checkpoint(tmp_path, model):
+    (tmp_path / "acr").mkdir()
+    torch.save(port_to_official(model.state_dict()), tmp_path / "acr" / "wild.pkl")
+    (tmp_path / "mano").mkdir()
+    for side in ("right", "left"):  # files in MANO's layout stand in for the user's
+        shutil.copy(open_model_path(side), tmp_path / "mano" / f"MANO_{side.upper()}.pkl")
+    backend = ACRBackend.from_models_dir(tmp_path)
+    loaded = backend.model.state_dict()
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded[key], value)
+    assert backend.layer.models["right"].kind == "mano"
+
+
+@needs_image
+def test_detect_command_json_and_overlay(tmp_path, monkeypatch, capsys, model, layer, frame):
+    monkeypatch.setattr(detect, "build_backend", lambda args: ACRBackend(model, layer))
+    out = tmp_path / "overlay.png"
+    assert cli.main(["detect", str(IMAGE), "--json", "--overlay", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (item,) = report["images"]
+    assert item["width"] == frame.shape[1] and item["backend"] == "acr"
+    assert {h["side"] for h in item["hands"]} == {"left", "right"}
+    drawn = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    assert drawn.shape == frame.shape
+    changed = np.abs(drawn.astype(int) - frame).sum(2) > 30
+    assert changed.sum() > 50  # keypoints, bones and labels were drawn
+    # several images: the overlay argument is a folder
+    folder = tmp_path / "many"
+    assert cli.main(["detect", str(IMAGE), str(IMAGE), "--overlay", str(folder)]) == 0
+    assert (folder / "magic_hands.png").is_file()
+    assert "left (" in capsys.readouterr().out
+
+
+def test_detect_command_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HANDMOCAP_MODELS", raising=False)
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"hello")
+    assert cli.main(["detect", str(bad)]) == 2
+    assert "not an image" in capsys.readouterr().err
+    good = tmp_path / "blank.png"
+    cv2.imwrite(str(good), np.zeros((32, 32, 3), np.uint8))
+    assert cli.main(["detect", str(good), "--models", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "wild.pkl" in err and "MANO_RIGHT.pkl" in err and len(err.strip().splitlines()) == 1
+
+
+def test_precision_must_be_known(model, layer):
+    with pytest.raises(HandmocapError, match="precision"):
+        ACRBackend(model, layer, precision="int8")
+    assert acr_backend.PRECISIONS["bf16"] is torch.bfloat16
