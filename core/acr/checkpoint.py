@@ -13,7 +13,9 @@ never uses them (part segmentation comes from ``backbone.hand_segm``).
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -55,7 +57,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(f"{path}: checkpoint file not found")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the checkpoint ({exc})") from exc
+    # A malformed file makes torch.load's restricted unpickler fail in many ways: besides these,
+    # KeyError (unknown opcode, e.g. a text file), IndexError (stack underflow), struct.error.
+    except (
+        pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError,
+        KeyError, IndexError, struct.error,
+    ) as exc:  # fmt: skip
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(
             f"{path}: not a weights-only torch checkpoint (refused to unpickle: {first})"
@@ -88,26 +97,35 @@ def official_to_port(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Te
     return renamed, unknown
 
 
+def official_key(key: str) -> str:
+    """This port's key -> its official name (with ``module.``)."""
+    for old, new in OFFICIAL_PREFIXES:
+        if key.startswith(new):
+            return "module." + old + key[len(new) :]
+    raise KeyError(f"no official name for {key}")
+
+
 def port_to_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """This port's keys -> the official names (with ``module.``), e.g. to write test files."""
-    out = {}
-    for key, value in state.items():
-        for old, new in OFFICIAL_PREFIXES:
-            if key.startswith(new):
-                out["module." + old + key[len(new) :]] = value
-                break
-        else:
-            raise KeyError(f"no official name for {key}")
-    return out
+    return {official_key(key): value for key, value in state.items()}
 
 
-def check_and_load(model: nn.Module, state: dict[str, torch.Tensor], source: str, extra=()):
-    """Load ``state`` into ``model`` or raise one error listing every problem."""
+def check_and_load(
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    extra=(),
+    name: Callable[[str], str] = str,
+):
+    """Load ``state`` into ``model`` or raise one error listing every problem.
+
+    ``name`` turns a model key into the name the error reports (the file's own naming).
+    """
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected)) + list(extra)
+    missing = sorted(name(k) for k in set(expected) - set(state))
+    unexpected = sorted(name(k) for k in set(state) - set(expected)) + list(extra)
     wrong = [
-        f"{k} {tuple(state[k].shape)} (model {tuple(expected[k].shape)})"
+        f"{name(k)} {tuple(state[k].shape)} (model {tuple(expected[k].shape)})"
         for k in expected
         if k in state and state[k].shape != expected[k].shape
     ]
@@ -136,4 +154,4 @@ def load_official_acr(model: nn.Module, path: Path) -> None:
     """
     state = read_state_dict(path)
     renamed, unknown = official_to_port(state)
-    check_and_load(model, renamed, str(path), extra=unknown)
+    check_and_load(model, renamed, str(path), extra=unknown, name=official_key)
