@@ -115,6 +115,13 @@ class ACR(nn.Module):
     def from_config(cls, config: ACRConfig) -> ACR:
         return cls(build_backbone(config), config.head_width, config.head_blocks, config.part_dim)
 
+    def predict(self, images: torch.Tensor, threshold: float = 0.35):
+        """Maps and parsed hands: ``(maps, {"left": ParsedHands, "right": ParsedHands})``."""
+        from handmocap.core.acr.parse import parse_maps
+
+        maps = self.forward(images)
+        return maps, parse_maps({k: v.float() for k, v in maps.items()}, threshold)
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, 3, H, W) images in [-1, 1] -> maps by name (see the class docstring)."""
         features = self.backbone(images)

@@ -106,6 +106,7 @@ class ACRBackend:
         )
         with autocast:
             maps = self.model(x)
+        # parsing (NMS, 6D decoding) always in fp32, outside autocast
         return parse_maps({k: v.float() for k, v in maps.items()}, self.threshold), boxes
 
     @torch.inference_mode()
