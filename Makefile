@@ -22,7 +22,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "handmocap needs $(PYTHON) (the Python that Blender 4.2-5.0 bundles)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing pinned requirements into $(VENV) ..."
-	@$(PIP) install -q -r requirements/lock.txt 2>&1 | $(QUIET_PIP)
+	@$(PIP) install -q --no-deps -r requirements/lock.txt 2>&1 | $(QUIET_PIP)
 	@$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
 	@$(PY) -c "import handmocap.core"
 	@touch $(STAMP)
@@ -42,12 +42,15 @@ openhand: $(STAMP)
 	$(PY) -m handmocap.core.openhand.generate --out core/assets/openhand
 	$(VENV)/bin/handmocap draw-model --out docs/open_hand_model.png
 
+# The lock pins every package; make test installs it with --no-deps, so it is all there is.
 lock:
 	rm -rf /tmp/handmocap-lock-venv && $(PYTHON) -m venv /tmp/handmocap-lock-venv
 	/tmp/handmocap-lock-venv/bin/pip install -q -r requirements/base.in 2>&1 | $(QUIET_PIP)
+	/tmp/handmocap-lock-venv/bin/pip install -q --no-deps -r requirements/nodeps.in 2>&1 | $(QUIET_PIP)
 	{ echo "# Exact pins for the project's virtual environment (make test / make demo)."; \
-	  echo "# Regenerate with: make lock   (direct requirements live in requirements/base.in)"; \
-	  /tmp/handmocap-lock-venv/bin/pip freeze | sed 's/+cpu//'; } > requirements/lock.txt
+	  echo "# Regenerate with: make lock (direct requirements: requirements/base.in, nodeps.in)"; \
+	  /tmp/handmocap-lock-venv/bin/pip freeze --all | grep -v -E "^(pip|wheel)==" | sed 's/+cpu//'; \
+	} > requirements/lock.txt
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

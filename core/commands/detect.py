@@ -8,12 +8,14 @@ from pathlib import Path
 
 NAME = "detect"
 HELP = "find hands in images with a backend; print them, or draw them over the images"
-BACKENDS = ("acr",)
+BACKENDS = ("acr", "mediapipe")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
-    parser.add_argument("--backend", choices=BACKENDS, default="acr", help="default: acr")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="mediapipe", help="default: mediapipe"
+    )
     parser.add_argument(
         "--models", type=Path, default=None, help="models folder (default: $HANDMOCAP_MODELS)"
     )
@@ -61,12 +63,21 @@ def overlay_paths(images: list[Path], overlay: Path) -> list[Path]:
 
 
 def build_backend(args: argparse.Namespace):
-    from handmocap.core.backends.acr import ACRBackend
     from handmocap.core.handmodel import default_models_dir
 
     models = args.models if args.models is not None else default_models_dir()
+    device = resolve_device(args.device)
+    if args.backend == "mediapipe":
+        from handmocap.core.backends.mediapipe import MediaPipeBackend
+
+        # still images: no tracking from one image to the next
+        return MediaPipeBackend.from_models_dir(
+            models, video=False, focal=args.focal, device=device
+        )
+    from handmocap.core.backends.acr import ACRBackend
+
     return ACRBackend.from_models_dir(
-        models, device=resolve_device(args.device), threshold=args.threshold, focal=args.focal
+        models, device=device, threshold=args.threshold, focal=args.focal
     )
 
 

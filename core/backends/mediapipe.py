@@ -1,0 +1,203 @@
+"""The ``mediapipe`` backend: MediaPipe's hand landmarks, fitted to the hand model.
+
+Works on real footage without any licensed file: the mediapipe 0.10.21 wheel carries its palm
+detector and hand landmark models, which run offline on the CPU. Each frame gives up to two
+hands with 21 landmarks in pixels and in metres (MediaPipe's "world" landmarks, centred on the
+hand); ``fitting.HandFitter`` turns them into the hand model's parameters.
+
+Handedness: MediaPipe labels hands as if the image were mirrored (a selfie camera), so for
+ordinary footage its "Left" is the person's right hand. ``mirrored=True`` is for selfie footage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from handmocap.core.errors import HandmocapError
+from handmocap.core.fitting import FitSettings, HandFitter, KeypointTrack
+from handmocap.core.handmodel import HandLayer
+from handmocap.core.observation import SIDES, Frame, HandObservation, project
+
+# Without a focal length from the user or the video, assume a 65 degree field of view across
+# the frame's longer side (typical of phone and webcam footage).
+DEFAULT_FOV_DEGREES = 65.0
+INSTALL_HINT = (
+    "the mediapipe backend needs mediapipe 0.10.21: make test / make demo install it into .venv; "
+    "elsewhere: pip install --no-deps mediapipe==0.10.21 absl-py attrs flatbuffers "
+    "'protobuf>=4.25.3,<5' matplotlib"
+)
+
+
+def default_focal(height: int, width: int) -> float:
+    return max(height, width) / 2 / np.tan(np.radians(DEFAULT_FOV_DEGREES) / 2)
+
+
+@dataclass
+class Landmarks:
+    """One hand found by MediaPipe in one frame (project keypoint order = MediaPipe's)."""
+
+    side: str  # "left" or "right": the person's hand
+    score: float  # handedness confidence
+    pixels: np.ndarray  # (21, 2)
+    world: np.ndarray  # (21, 3) metres, origin near the hand's centre
+
+
+class MediaPipeLandmarker:
+    """MediaPipe Hands: video mode tracks hands from frame to frame; image mode does not."""
+
+    def __init__(
+        self,
+        video: bool = True,
+        max_hands: int = 2,
+        complexity: int = 1,
+        min_detection: float = 0.5,
+        min_tracking: float = 0.5,
+        mirrored: bool = False,
+    ):
+        try:
+            import mediapipe as mp
+        except ImportError as exc:
+            raise HandmocapError(INSTALL_HINT) from exc
+        self.mirrored = mirrored
+        self._hands = mp.solutions.hands.Hands(
+            static_image_mode=not video,
+            max_num_hands=max_hands,
+            model_complexity=complexity,
+            min_detection_confidence=min_detection,
+            min_tracking_confidence=min_tracking,
+        )
+
+    def close(self) -> None:
+        self._hands.close()
+
+    def __enter__(self) -> MediaPipeLandmarker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __call__(self, frame: np.ndarray) -> list[Landmarks]:
+        """RGB uint8 (H, W, 3) -> the hands found, at most one per side."""
+        h, w = frame.shape[:2]
+        result = self._hands.process(np.ascontiguousarray(frame))
+        hands = []
+        for label, image_lm, world_lm in zip(
+            result.multi_handedness or [],
+            result.multi_hand_landmarks or [],
+            result.multi_hand_world_landmarks or [],
+            strict=True,
+        ):
+            c = label.classification[0]
+            side = c.label.lower()
+            if not self.mirrored:
+                side = "right" if side == "left" else "left"
+            px = np.array([[p.x * w, p.y * h] for p in image_lm.landmark], dtype=np.float64)
+            world = np.array([[p.x, p.y, p.z] for p in world_lm.landmark], dtype=np.float64)
+            hands.append(Landmarks(side, float(c.score), px, world))
+        return one_per_side(hands)
+
+
+def one_per_side(hands: list[Landmarks]) -> list[Landmarks]:
+    """When two hands claim the same side, the surer keeps it and the other takes the free one.
+
+    With two hands in view they are almost always a left and a right; MediaPipe's handedness is
+    the weaker of its two outputs. Tracking (a later stage) repairs identities over time.
+    """
+    if len(hands) == 2 and hands[0].side == hands[1].side:
+        weaker = min(hands, key=lambda h: h.score)
+        weaker.side = "left" if weaker.side == "right" else "right"
+    return hands
+
+
+class MediaPipeBackend:
+    """Callable: list of RGB frames (consecutive, for video) -> one ``Frame`` per frame."""
+
+    name = "mediapipe"
+
+    def __init__(
+        self,
+        hand_layer: HandLayer,
+        video: bool = True,
+        focal: float | None = None,
+        mirrored: bool = False,
+        fit: FitSettings | None = None,
+        device: str | torch.device = "cpu",
+    ):
+        self.layer = hand_layer
+        self.focal = focal
+        self.fit_settings = fit if fit is not None else FitSettings()
+        self.landmarker = MediaPipeLandmarker(video=video, mirrored=mirrored)
+        self.fitters = {s: HandFitter(hand_layer.models[s], device) for s in SIDES}
+
+    @classmethod
+    def from_models_dir(cls, models_dir=None, **kwargs) -> MediaPipeBackend:
+        """MediaPipe with the configured hand model (MANO when present, else the open model)."""
+        return cls(HandLayer.from_models_dir(models_dir, "auto"), **kwargs)
+
+    def camera(self, frame_shape) -> tuple[float, np.ndarray]:
+        h, w = frame_shape[:2]
+        focal = self.focal if self.focal is not None else default_focal(h, w)
+        return focal, np.array([w / 2.0, h / 2.0])
+
+    def landmarks(self, frames) -> list[list[Landmarks]]:
+        return [self.landmarker(np.asarray(f)) for f in frames]
+
+    def __call__(self, frames) -> list[Frame]:
+        found = self.landmarks(frames)
+        results: list[Frame] = [{} for _ in frames]
+        if not frames:
+            return results
+        focal, center = self.camera(np.asarray(frames[0]).shape)
+        for side in SIDES:
+            track = track_from_landmarks(found, side, focal, center)
+            if track is None:
+                continue
+            fitted = self.fitters[side].fit(track, self.fit_settings)
+            for t in np.flatnonzero(track.valid):
+                hand = next(h for h in found[t] if h.side == side)
+                joints3d = fitted.keypoints[t]
+                results[t][side] = HandObservation(
+                    side=side,
+                    score=hand.score,
+                    global_orient=fitted.global_orient[t],
+                    hand_pose=fitted.hand_pose[t],
+                    betas=fitted.betas,
+                    transl=fitted.transl[t],
+                    joints3d=joints3d,
+                    joints2d=project(joints3d, focal, center),
+                )
+        self._add_vertices(results)
+        return results
+
+    def _add_vertices(self, results: list[Frame]) -> None:
+        """Posed meshes for the observations (for overlays and previews)."""
+        for side in SIDES:
+            rows = [t for t, frame in enumerate(results) if side in frame]
+            if not rows:
+                continue
+            obs = [results[t][side] for t in rows]
+            with torch.no_grad():
+                out = self.layer(
+                    side,
+                    *(torch.tensor(np.stack([getattr(o, k) for o in obs]), dtype=torch.float32)
+                      for k in ("global_orient", "hand_pose", "betas", "transl")),
+                )  # fmt: skip
+            for o, v in zip(obs, out.vertices.double().numpy(), strict=True):
+                o.vertices = v
+
+
+def track_from_landmarks(found, side: str, focal: float, center) -> KeypointTrack | None:
+    """One side's landmarks over the frames as a KeypointTrack (None if never seen)."""
+    t = len(found)
+    world = np.full((t, 21, 3), np.nan)
+    pixels = np.full((t, 21, 2), np.nan)
+    valid = np.zeros(t, dtype=bool)
+    for i, hands in enumerate(found):
+        for hand in hands:
+            if hand.side == side:
+                world[i], pixels[i], valid[i] = hand.world, hand.pixels, True
+    if not valid.any():
+        return None
+    return KeypointTrack(world=world, pixels=pixels, valid=valid, focal=focal, center=tuple(center))

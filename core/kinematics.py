@@ -1,0 +1,142 @@
+"""Fast keypoints of a hand model: forward kinematics of the 16 joints plus the 5 fingertips.
+
+The same numbers as ``HandLayer`` (smplx skinning) for the 21 keypoints, without skinning the
+whole mesh: what fitting loops need. Also the anatomical joint frames and limits that fitting
+uses to keep fingers from bending backwards or twisting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from handmocap.core.handmodel import HandModelData
+from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS, PARENTS
+from handmocap.core.rotations import axis_angle_to_matrix
+from torch import nn
+
+FINGER_CHAINS = {  # finger -> its joints in the 16-joint order, base to distal
+    "index": (1, 2, 3),
+    "middle": (4, 5, 6),
+    "pinky": (7, 8, 9),
+    "ring": (10, 11, 12),
+    "thumb": (13, 14, 15),
+}
+
+
+class KeypointLayer(nn.Module):
+    """(global_orient, hand_pose, betas, transl) -> 21 keypoints (B, 21, 3), one side."""
+
+    def __init__(self, model: HandModelData):
+        super().__init__()
+        a = model.arrays
+        reg = np.asarray(a["J_regressor"], dtype=np.float64)
+        v = np.asarray(a["v_template"], dtype=np.float64)
+        dirs = np.asarray(a["shapedirs"], dtype=np.float64)[..., :10]
+        tips = model.fingertip_ids
+        f32 = torch.float32
+        self.register_buffer("joints_rest", torch.tensor(reg @ v, dtype=f32))  # (16, 3)
+        self.register_buffer(
+            "joints_dirs", torch.tensor(np.einsum("jv,vcs->jcs", reg, dirs), dtype=f32)
+        )
+        self.register_buffer("tips_rest", torch.tensor(v[tips], dtype=f32))  # (5, 3)
+        self.register_buffer("tips_dirs", torch.tensor(dirs[tips], dtype=f32))  # (5, 3, 10)
+        posedirs = np.asarray(a["posedirs"], dtype=np.float64)[tips]  # (5, 3, P)
+        self.register_buffer("tips_posedirs", torch.tensor(posedirs, dtype=f32))
+        self.register_buffer(
+            "tips_weights", torch.tensor(np.asarray(a["weights"])[tips], dtype=f32)
+        )
+        self.register_buffer("order", torch.as_tensor(KEYPOINTS_FROM_JOINTS_AND_TIPS))
+        self.parents = PARENTS
+
+    def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
+        """(B, 10) -> (B, 16, 3) rest joints for these shapes."""
+        return self.joints_rest + torch.einsum("jcs,bs->bjc", self.joints_dirs, betas)
+
+    def forward(self, global_orient, hand_pose, betas, transl=None) -> torch.Tensor:
+        """(B, 3), (B, 15, 3), (B, 10), (B, 3) -> (B, 21, 3) keypoints, project order."""
+        b = global_orient.shape[0]
+        pose = torch.cat([global_orient[:, None], hand_pose.reshape(b, 15, 3)], dim=1)
+        rot = axis_angle_to_matrix(pose)  # (B, 16, 3, 3)
+        rest = self.rest_joints(betas)
+        world_rot = [rot[:, 0]]
+        world_pos = [rest[:, 0]]
+        for j in range(1, 16):
+            p = self.parents[j]
+            world_rot.append(world_rot[p] @ rot[:, j])
+            offset = (rest[:, j] - rest[:, p])[..., None]
+            world_pos.append(world_pos[p] + (world_rot[p] @ offset)[..., 0])
+        g_rot = torch.stack(world_rot, 1)  # (B, 16, 3, 3)
+        g_pos = torch.stack(world_pos, 1)  # (B, 16, 3)
+        # fingertips: linear blend skinning of 5 vertices (with pose correctives, as smplx)
+        eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+        pose_feature = (rot[:, 1:] - eye).reshape(b, -1)
+        tips = self.tips_rest + torch.einsum("tcs,bs->btc", self.tips_dirs, betas)
+        tips = tips + torch.einsum("tcp,bp->btc", self.tips_posedirs, pose_feature)
+        local = tips[:, None] - rest[:, :, None]  # (B, 16, 5, 3) relative to each joint
+        moved = torch.einsum("bjcd,bjtd->bjtc", g_rot, local) + g_pos[:, :, None]
+        tips = torch.einsum("tj,bjtc->btc", self.tips_weights, moved)
+        keypoints = torch.cat([g_pos, tips], dim=1)[:, self.order]
+        return keypoints if transl is None else keypoints + transl[:, None]
+
+
+def joint_frames(model: HandModelData) -> np.ndarray:
+    """(15, 3, 3) per finger joint: columns flexion axis, abduction axis, twist (bone) axis.
+
+    From the rest skeleton alone, so it serves any hand model of MANO's kinematic tree: the
+    twist axis runs along the bone, the abduction axis is the palm's normal toward the back of
+    the hand, flexion is their cross product (a positive flexion curls toward the palm). The
+    thumb flexes across the palm, so its flexion axis is tilted toward the little finger.
+    """
+    a = model.arrays
+    joints = np.asarray(a["J_regressor"]) @ np.asarray(a["v_template"])
+    tips = np.asarray(a["v_template"])[model.fingertip_ids]
+    tip_of = {
+        "thumb": tips[0],
+        "index": tips[1],
+        "middle": tips[2],
+        "ring": tips[3],
+        "pinky": tips[4],
+    }
+    wrist, index1, pinky1 = joints[0], joints[1], joints[7]
+    sign = 1.0 if model.side == "right" else -1.0
+    dorsal = -sign * np.cross(index1 - wrist, pinky1 - wrist)
+    dorsal /= np.linalg.norm(dorsal)
+    toward_pinky = pinky1 - index1
+    toward_pinky /= np.linalg.norm(toward_pinky)
+    frames = np.zeros((15, 3, 3))
+    for finger, chain in FINGER_CHAINS.items():
+        ends = [joints[j] for j in chain] + [tip_of[finger]]
+        for k, j in enumerate(chain):
+            bone = ends[k + 1] - ends[k]
+            bone /= np.linalg.norm(bone)
+            curl = -dorsal if finger != "thumb" else -0.6 * dorsal + 0.8 * toward_pinky
+            flex = np.cross(bone, curl)
+            flex -= bone * (flex @ bone)
+            flex /= np.linalg.norm(flex)
+            abduct = np.cross(bone, flex) * sign  # positive spreads toward the thumb
+            frames[j - 1] = np.stack([flex, abduct, bone], axis=1)
+    return frames
+
+
+# Joint ranges in degrees: (flexion, abduction, twist) lower and upper bounds, per joint of a
+# finger (base, middle, distal); the thumb's base (carpometacarpal) moves the most.
+FINGER_LIMITS = (
+    ((-25.0, 95.0), (-30.0, 30.0), (-12.0, 12.0)),
+    ((-5.0, 115.0), (-8.0, 8.0), (-8.0, 8.0)),
+    ((-15.0, 90.0), (-8.0, 8.0), (-8.0, 8.0)),
+)
+THUMB_LIMITS = (
+    ((-45.0, 70.0), (-45.0, 50.0), (-45.0, 45.0)),
+    ((-25.0, 75.0), (-20.0, 20.0), (-20.0, 20.0)),
+    ((-25.0, 95.0), (-10.0, 10.0), (-10.0, 10.0)),
+)
+
+
+def joint_limits() -> np.ndarray:
+    """(15, 3, 2) radians: lower and upper bound of (flexion, abduction, twist) per joint."""
+    limits = np.zeros((15, 3, 2))
+    for finger, chain in FINGER_CHAINS.items():
+        table = THUMB_LIMITS if finger == "thumb" else FINGER_LIMITS
+        for k, j in enumerate(chain):
+            limits[j - 1] = np.radians(np.array(table[k]))
+    return limits
