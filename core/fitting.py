@@ -51,13 +51,13 @@ class KeypointTrack:
 class FitSettings:
     """Weights and optimiser settings; the defaults suit MediaPipe landmarks."""
 
-    iterations: int = 150  # Adam steps (robust start)
-    refine_iterations: int = 40  # L-BFGS steps (precise finish)
+    iterations: int = 600  # Adam steps (robust start)
+    refine_iterations: int = 200  # L-BFGS steps (precise finish)
     learning_rate: float = 0.05
     world_weight: float = 1.0  # per mm^2 of centred 3D landmark error
     pixel_weight: float = 1.0  # per px^2 (Huber beyond pixel_huber px)
     pixel_huber: float = 8.0
-    temporal_weight: float = 0.5  # per rad^2 / (10 mm)^2 between consecutive frames
+    temporal_weight: float = 0.5  # per (rad/frame^2)^2 and (cm/frame^2)^2 of acceleration
     shape_weight: float = 0.05  # per unit^2 of shape value
     twist_weight: float = 20.0  # per rad^2 of twist about a bone
 
@@ -84,6 +84,28 @@ def kabsch(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     fix = np.ones(u.shape[:-1])
     fix[..., -1] = d
     return np.swapaxes(vt, -1, -2) @ (fix[..., None] * np.swapaxes(u, -1, -2))
+
+
+def second_difference(x: torch.Tensor) -> torch.Tensor:
+    """(T, ...) -> (T - 2, ...): x[t+1] - 2 x[t] + x[t-1]."""
+    return x[2:] - 2 * x[1:-1] + x[:-2]
+
+
+def solve_translation(keypoints, pixels, focal: float, center) -> torch.Tensor:
+    """(T, 21, 3) points, (T, 21, 2) pixels -> (T, 3) translation best reprojecting them.
+
+    Each keypoint gives two equations linear in the translation T:
+    f (X + Tx) - (u - cx) (Z + Tz) = 0 (and the same in y); solved by least squares per frame.
+    """
+    u = pixels - center  # (T, 21, 2)
+    t, n = keypoints.shape[:2]
+    a = keypoints.new_zeros(t, n, 2, 3)
+    a[..., 0, 0] = focal
+    a[..., 1, 1] = focal
+    a[..., :, 2] = -u
+    b = u * keypoints[..., 2:3] - focal * keypoints[..., :2]
+    solution = torch.linalg.lstsq(a.reshape(t, 2 * n, 3), b.reshape(t, 2 * n, 1)).solution
+    return solution[..., 0]
 
 
 class HandFitter:
@@ -161,22 +183,38 @@ class HandFitter:
         if track.pixels is not None:
             pixels = torch.tensor(np.nan_to_num(track.pixels), dtype=torch.float32, device=dev)
             init = self.initial_transl(track, palm_size) - rest_kp[0].cpu().numpy()
-            params["transl"] = torch.tensor(init, dtype=torch.float32, device=dev)
-        for p in params.values():
-            p.requires_grad_(True)
-        optimizer = torch.optim.Adam(params.values(), lr=settings.learning_rate)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.iterations)
+            # centimetres inside the optimiser: balances its curvature against the angles'
+            params["transl"] = torch.tensor(init * 100, dtype=torch.float32, device=dev)
         center = torch.tensor(track.center, dtype=torch.float32, device=dev)
         both = valid[1:] & valid[:-1]
 
-        def objective():
-            return self._loss(params, valid, both, world, pixels, track.focal, center, settings)
+        def objective(use_pixels: bool = True):
+            px = pixels if use_pixels else None
+            return self._loss(params, valid, both, world, px, track.focal, center, settings)
 
+        # 1. pose and shape from the 3D landmarks (or, without them, from the pixels)
+        first = {k: v for k, v in params.items() if world is None or k != "transl"}
+        for p in first.values():
+            p.requires_grad_(True)
+        optimizer = torch.optim.Adam(first.values(), lr=settings.learning_rate)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.iterations)
         for _ in range(settings.iterations):
             optimizer.zero_grad()
-            objective().backward()
+            objective(use_pixels=world is None).backward()
             optimizer.step()
             schedule.step()
+        # 2. the translation that best reprojects the posed keypoints (closed form per frame)
+        if pixels is not None and world is not None:
+            with torch.no_grad():
+                kp = self.layer(
+                    params["orient"],
+                    self.angles_to_pose(self._bounded(params["raw"])),
+                    params["betas"][None].expand(t, 10),
+                )
+                params["transl"] = solve_translation(kp, pixels, track.focal, center) * 100
+        # 3. everything together, precisely
+        for p in params.values():
+            p.requires_grad_(True)
         if settings.refine_iterations:
             lbfgs = torch.optim.LBFGS(
                 params.values(), max_iter=settings.refine_iterations, line_search_fn="strong_wolfe"
@@ -194,7 +232,7 @@ class HandFitter:
             angles = self._bounded(params["raw"])
             pose = self.angles_to_pose(angles)
             betas = params["betas"][None].expand(t, 10)
-            transl = params.get("transl")
+            transl = params["transl"] / 100 if "transl" in params else None
             keypoints = self.layer(params["orient"], pose, betas, transl)
         nan_transl = np.full((t, 3), np.nan)
         return FitResult(
@@ -220,18 +258,19 @@ class HandFitter:
             diff = (kp - kp.mean(1, keepdim=True)) - (world - world.mean(1, keepdim=True))
             loss = loss + s.world_weight * (diff.square().sum(-1).mean(-1) * valid).sum() / n
         if pixels is not None:
-            cam = kp / 1000 + params["transl"][:, None]
+            cam = kp / 1000 + params["transl"][:, None] / 100
             proj = cam[..., :2] / cam[..., 2:3].clamp(min=1e-3) * focal + center
             err = (proj - pixels).norm(dim=-1)
             huber = torch.where(
                 err < s.pixel_huber, err.square(), 2 * s.pixel_huber * err - s.pixel_huber**2
             )
             loss = loss + s.pixel_weight * (huber.mean(-1) * valid).sum() / n
-        if t > 1 and s.temporal_weight > 0:
-            smooth = (angles[1:] - angles[:-1]).square().sum((-1, -2))
-            smooth = smooth + (params["orient"][1:] - params["orient"][:-1]).square().sum(-1)
+        if t > 2 and s.temporal_weight > 0:
+            # acceleration, not velocity: steady motion costs nothing, jitter does
+            three = both[1:] & both[:-1]
+            smooth = second_difference(angles).square().sum((-1, -2))
+            smooth = smooth + second_difference(params["orient"]).square().sum(-1)
             if "transl" in params:
-                step = (params["transl"][1:] - params["transl"][:-1]) * 100  # per 10 mm
-                smooth = smooth + step.square().sum(-1)
-            loss = loss + s.temporal_weight * (smooth * both).sum() / both.sum().clamp(min=1)
+                smooth = smooth + second_difference(params["transl"]).square().sum(-1)
+            loss = loss + s.temporal_weight * (smooth * three).sum() / three.sum().clamp(min=1)
         return loss

@@ -45,7 +45,9 @@ def smin(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
 def tapered_capsule(p: np.ndarray, a: np.ndarray, b: np.ndarray, ra: float, rb: float):
     """(N, 3) points -> (N,) distance to a capsule from a (radius ra) to b (radius rb)."""
     ab = b - a
-    t = np.clip((p - a) @ ab / (ab @ ab), 0.0, 1.0)
+    # einsum, not @: BLAS may sum in another order with another thread count, and the mesh
+    # (marching cubes, then remeshing) must not depend on the last bits of the field
+    t = np.clip(np.einsum("ij,j->i", p - a, ab) / (ab @ ab), 0.0, 1.0)
     closest = a + t[:, None] * ab
     return np.linalg.norm(p - closest, axis=1) - (ra + t * (rb - ra))
 
@@ -57,7 +59,7 @@ def polygon_sdf(q: np.ndarray, poly: np.ndarray) -> np.ndarray:
     for i in range(len(poly)):
         a, b = poly[i], poly[(i + 1) % len(poly)]
         e, w = b - a, q - a
-        t = np.clip(w @ e / (e @ e), 0.0, 1.0)
+        t = np.clip(np.einsum("ij,j->i", w, e) / (e @ e), 0.0, 1.0)
         d = np.minimum(d, np.linalg.norm(w - t[:, None] * e, axis=1))
         crosses = (a[1] <= q[:, 1]) != (b[1] <= q[:, 1])
         x_at = a[0] + (q[:, 1] - a[1]) * e[0] / np.where(e[1] == 0, 1e-12, e[1])

@@ -131,7 +131,9 @@ def test_from_models_dir_loads_an_official_format_checkpoint(tmp_path, model):
 def test_detect_command_json_and_overlay(tmp_path, monkeypatch, capsys, model, layer, frame):
     monkeypatch.setattr(detect, "build_backend", lambda args: ACRBackend(model, layer))
     out = tmp_path / "overlay.png"
-    assert cli.main(["detect", str(IMAGE), "--json", "--overlay", str(out)]) == 0
+    assert (
+        cli.main(["detect", str(IMAGE), "--backend", "acr", "--json", "--overlay", str(out)]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
     (item,) = report["images"]
     assert item["width"] == frame.shape[1] and item["backend"] == "acr"
@@ -142,7 +144,10 @@ def test_detect_command_json_and_overlay(tmp_path, monkeypatch, capsys, model, l
     assert changed.sum() > 50  # keypoints, bones and labels were drawn
     # several images: the overlay argument is a folder
     folder = tmp_path / "many"
-    assert cli.main(["detect", str(IMAGE), str(IMAGE), "--overlay", str(folder)]) == 0
+    assert (
+        cli.main(["detect", str(IMAGE), str(IMAGE), "--backend", "acr", "--overlay", str(folder)])
+        == 0
+    )
     assert (folder / "magic_hands.png").is_file()
     assert "left (" in capsys.readouterr().out
 
@@ -155,7 +160,7 @@ def test_detect_command_errors(tmp_path, capsys, monkeypatch):
     assert "not an image" in capsys.readouterr().err
     good = tmp_path / "blank.png"
     cv2.imwrite(str(good), np.zeros((32, 32, 3), np.uint8))
-    assert cli.main(["detect", str(good), "--models", str(tmp_path)]) == 2
+    assert cli.main(["detect", str(good), "--backend", "acr", "--models", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "wild.pkl" in err and "MANO_RIGHT.pkl" in err and len(err.strip().splitlines()) == 1
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from handmocap.core.handmodel import HandLayer, load_hand_models, open_model_pat
 from handmocap.core.joints import KEYPOINT_NAMES, PARENTS
 from handmocap.core.mano_io import load_mano_pickle
 from handmocap.core.openhand import anatomy
-from handmocap.core.openhand.generate import mesh_edges, write_models
+from handmocap.core.openhand.generate import mesh_edges
 from handmocap.core.poses import POSE_NAMES, named_pose
 
 KP = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
@@ -239,7 +241,14 @@ def test_files_use_manos_layout_and_smplx_loads_them():
 
 @pytest.mark.slow
 def test_generator_reproduces_the_committed_files(tmp_path):
-    write_models(tmp_path)
+    # In a fresh process, as the generator is meant to run: other tests leave process-wide
+    # floating-point state behind (e.g. compiled kernels switching denormals off) that changes
+    # the last bits of the implicit surface, and remeshing then takes other decisions.
+    subprocess.run(
+        [sys.executable, "-m", "handmocap.core.openhand.generate", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     for side in ("RIGHT", "LEFT"):
         new = pickle.loads((tmp_path / f"OPENHAND_{side}.pkl").read_bytes())
         old = load_mano_pickle(open_model_path(side.lower()))
