@@ -47,6 +47,22 @@ class KeypointLayer(nn.Module):
         )
         self.register_buffer("order", torch.as_tensor(KEYPOINTS_FROM_JOINTS_AND_TIPS))
         self.parents = PARENTS
+        self._build_levels()
+
+    def _build_levels(self) -> None:
+        """Joints grouped by depth in the tree, and where each sits in the level-wise arrays."""
+        depth = [0] * 16
+        for j in range(1, 16):
+            depth[j] = depth[PARENTS[j]] + 1
+        order = [0]  # joints in the order the level-wise loop produces them
+        self.levels, self.level_parents = [], []
+        for d in range(1, max(depth) + 1):
+            level = [j for j in range(16) if depth[j] == d]
+            self.levels.append(torch.tensor(level))
+            self.level_parents.append(torch.tensor([order.index(PARENTS[j]) for j in level]))
+            order += level
+        self.parent_joint = torch.tensor([max(p, 0) for p in PARENTS])
+        self.joint_slot = torch.tensor([order.index(j) for j in range(16)])
 
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
         """(B, 10) -> (B, 16, 3) rest joints for these shapes."""
@@ -58,15 +74,14 @@ class KeypointLayer(nn.Module):
         pose = torch.cat([global_orient[:, None], hand_pose.reshape(b, 15, 3)], dim=1)
         rot = axis_angle_to_matrix(pose)  # (B, 16, 3, 3)
         rest = self.rest_joints(betas)
-        world_rot = [rot[:, 0]]
-        world_pos = [rest[:, 0]]
-        for j in range(1, 16):
-            p = self.parents[j]
-            world_rot.append(world_rot[p] @ rot[:, j])
-            offset = (rest[:, j] - rest[:, p])[..., None]
-            world_pos.append(world_pos[p] + (world_rot[p] @ offset)[..., 0])
-        g_rot = torch.stack(world_rot, 1)  # (B, 16, 3, 3)
-        g_pos = torch.stack(world_pos, 1)  # (B, 16, 3)
+        # forward kinematics one tree level at a time (3 levels below the wrist, not 15 joints)
+        g_rot, g_pos = rot[:, :1], rest[:, :1]
+        for level, parent in zip(self.levels, self.level_parents, strict=True):
+            parent_rot, parent_pos = g_rot[:, parent], g_pos[:, parent]
+            offset = (rest[:, level] - rest[:, self.parent_joint[level]])[..., None]
+            g_rot = torch.cat([g_rot, parent_rot @ rot[:, level]], dim=1)
+            g_pos = torch.cat([g_pos, parent_pos + (parent_rot @ offset)[..., 0]], dim=1)
+        g_rot, g_pos = g_rot[:, self.joint_slot], g_pos[:, self.joint_slot]  # (B, 16, ...)
         # fingertips: linear blend skinning of 5 vertices (with pose correctives, as smplx)
         eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
         pose_feature = (rot[:, 1:] - eye).reshape(b, -1)
