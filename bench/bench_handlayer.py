@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from common import device_args, median_seconds, peak_rss_mib, setup_torch, write_results
+
 from handmocap.core.handmodel import HandLayer
 
 FORWARD = ((1, 200), (64, 50), (1024, 10))  # (batch, timed runs)

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from common import device_args, peak_rss_mib, setup_torch, write_results
+
 from handmocap.core.backends.mediapipe import (
     MediaPipeBackend,
     MediaPipeLandmarker,
@@ -80,7 +81,11 @@ def main() -> None:
     _, seconds = timed(lambda: still([frames[100]]))
     results.append(row("single image: landmarks + fit (handmocap detect)", 1, seconds))
     results.append(
-        {"setting": "peak RSS (process)", "figure": f"{peak_rss_mib():,.0f} MiB", "mib": peak_rss_mib()}
+        {
+            "setting": "peak RSS (process)",
+            "figure": f"{peak_rss_mib():,.0f} MiB",
+            "mib": peak_rss_mib(),
+        }
     )
     write_results("mediapipe", "cpu", results)
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from common import device_args, median_seconds, peak_rss_mib, setup_torch, write_results
+
 from handmocap.core.demo import FOCAL, FPS, HEIGHT, WIDTH, render_take_frame, synthetic_performance
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.picture import model_sheet, pose_hand, render_cell

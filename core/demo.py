@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from handmocap.core.handmodel import SIDES, HandLayer
 from handmocap.core.picture import model_sheet
 from handmocap.core.poses import named_pose

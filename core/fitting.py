@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from handmocap.core.handmodel import HandModelData
 from handmocap.core.kinematics import KeypointLayer, joint_frames, joint_limits
 from handmocap.core.rotations import matrix_to_axis_angle

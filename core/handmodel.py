@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from handmocap.core.errors import ModelFileError
 from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS, NUM_JOINTS
-from torch import nn
 
 SIDES = ("left", "right")
 OPEN_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "openhand"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
+
 from handmocap.core.handmodel import HandModelData
 from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS, PARENTS
 from handmocap.core.rotations import axis_angle_to_matrix
-from torch import nn
 
 FINGER_CHAINS = {  # finger -> its joints in the 16-joint order, base to distal
     "index": (1, 2, 3),

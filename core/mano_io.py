@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
+
 from handmocap.core.errors import ModelFileError
 
 if TYPE_CHECKING:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
 from handmocap.core.observation import Frame
 from handmocap.core.render import SIDE_COLORS, Mesh, draw_meshes, draw_skeleton, label, perspective
 

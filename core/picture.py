@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.poses import named_pose
 from handmocap.core.render import (

@@ -7,6 +7,7 @@ close enough (fingers along -x, right thumb on +z) for them to read the same on 
 from __future__ import annotations
 
 import numpy as np
+
 from handmocap.core.joints import FINGERS
 from handmocap.core.openhand import anatomy as A
 

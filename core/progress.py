@@ -54,8 +54,11 @@ class ProgressReporter:
             elapsed = max(time.perf_counter() - self._start, 1e-9)
             fps = self.done / elapsed
             left = None if self.total is None else max(self.total - self.done, 0) / max(fps, 1e-9)
-            self._emit({"event": "progress", "done": self.done, "total": self.total,
-                        "fps": round(fps, 2), "eta_s": None if left is None else round(left, 1)})  # fmt: skip
+            eta = None if left is None else round(left, 1)
+            self._emit(
+                {"event": "progress", "done": self.done, "total": self.total,
+                 "fps": round(fps, 2), "eta_s": eta}
+            )  # fmt: skip
 
     def finish(self, **info: Any) -> None:
         elapsed = time.perf_counter() - self._start

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from handmocap.core.joints import KEYPOINT_PARENTS
 
 # One colour per skinning part (16 MANO joints), RGB 0..1: palm grey, then a hue per finger

@@ -53,8 +53,9 @@ from types import MappingProxyType, TracebackType
 from typing import IO, Any, ClassVar, NamedTuple
 
 import numpy as np
-from handmocap.core.errors import TakeError
 from numpy.typing import ArrayLike
+
+from handmocap.core.errors import TakeError
 
 FORMAT_NAME = "handmocap-take"
 FORMAT_VERSION = 1

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from handmocap.core.errors import ModelFileError
 from torch import nn
+
+from handmocap.core.errors import ModelFileError
 
 # official prefix -> this port's prefix (longest match first)
 OFFICIAL_PREFIXES: tuple[tuple[str, str], ...] = (

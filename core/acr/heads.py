@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from handmocap.core.backbones.hrnet import BasicBlock
 from torch import nn
+
+from handmocap.core.backbones.hrnet import BasicBlock
 
 NUM_PARTS = 16  # per hand: MANO's 16 joints
 NUM_CLASSES = 1 + 2 * NUM_PARTS  # background, 16 right-hand parts, 16 left-hand parts

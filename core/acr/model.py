@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from handmocap.core.acr.heads import (
     NUM_PARTS,
     HandHeads,
@@ -20,7 +22,6 @@ from handmocap.core.acr.heads import (
     part_attention,
 )
 from handmocap.core.backbones.hrnet import HRNet
-from torch import nn
 
 SIDES = ("left", "right")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from handmocap.core.acr.heads import CAMERA_DIM
 from handmocap.core.rotations import matrix_to_axis_angle, rot6d_interleaved_to_matrix
 

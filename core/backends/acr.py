@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from handmocap.core.acr.model import ACR, ACRConfig
 from handmocap.core.acr.parse import DEFAULT_THRESHOLD, ParsedHands, parse_maps
 from handmocap.core.acr.preprocess import Letterbox, preprocess, to_network_input

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from handmocap.core.errors import HandmocapError
 from handmocap.core.fitting import FitSettings, HandFitter, KeypointTrack
 from handmocap.core.handmodel import HandLayer

@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_device(name: str) -> str:
     import torch
+
     from handmocap.core.errors import HandmocapError
 
     if name == "auto":
@@ -46,6 +47,7 @@ def resolve_device(name: str) -> str:
 def read_rgb(path: Path):
     """An image file as RGB uint8, or one clear error."""
     import cv2
+
     from handmocap.core.errors import HandmocapError
 
     if not path.is_file():

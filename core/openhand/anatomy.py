@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from handmocap.core.joints import FINGERS, JOINT_NAMES, PARENTS
 
 __all__ = ["FINGERS", "JOINT_NAMES", "PARENTS", "FINGER_JOINTS", "DIGITS", "rest_skeleton"]

@@ -20,8 +20,9 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-from handmocap.core.openhand import anatomy as A
 from scipy.optimize import nnls
+
+from handmocap.core.openhand import anatomy as A
 
 MODEL_NAME = "openhand"
 MODEL_VERSION = 1

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core import cli
 from handmocap.core.acr.checkpoint import official_to_port, port_to_official
 from handmocap.core.acr.model import ACR, ACRConfig

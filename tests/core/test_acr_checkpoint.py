@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.acr.checkpoint import (
     load_official_acr,
     official_to_port,

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
 from handmocap.core.acr.heads import coord_maps
 from handmocap.core.acr.model import ACR, ACRConfig
-from torch import nn
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BACKBONES = ["hrnet", "resnet"]

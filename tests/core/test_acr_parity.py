@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.acr.checkpoint import official_to_port, port_to_official
 from handmocap.core.acr.model import ACR, ACRConfig
 from handmocap.core.acr.parse import parse_maps

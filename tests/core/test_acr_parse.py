@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.acr.parse import DEFAULT_THRESHOLD, find_centers, parse_maps, sample
 from handmocap.core.rotations import (
     axis_angle_to_matrix,

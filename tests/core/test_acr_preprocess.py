@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.acr.preprocess import (
     Letterbox,
     letterbox,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from handmocap.core.cli import main
 from handmocap.core.take import HandStatus, TakeManifest, TakeWriter, blank_frames
 

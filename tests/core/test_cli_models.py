@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from handmocap.core import __version__
 from handmocap.core.cli import main
 from handmocap.core.handmodel import MODELS_ENV, open_model_path

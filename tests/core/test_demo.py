@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.cli import main
 from handmocap.core.handmodel import SIDES, HandLayer
 from handmocap.core.render import SIDE_COLORS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.fitting import FitSettings, HandFitter, KeypointTrack, kabsch
 from handmocap.core.handmodel import HandLayer, load_hand_models
 from handmocap.core.kinematics import KeypointLayer, joint_frames, joint_limits

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.errors import ModelFileError
 from handmocap.core.handmodel import (
     MANO_FINGERTIPS,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.joints import (
     INTERHAND_NAMES,
     JOINT_NAMES,

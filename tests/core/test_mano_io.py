@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from handmocap.core import mano_io
 from handmocap.core.errors import ModelFileError
 from handmocap.core.mano_io import (
@@ -25,8 +28,6 @@ from handmocap.core.mano_io import (
     load_mano_pickle,
     to_smplx_struct,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 N_VERTS, N_JOINTS, N_SHAPE, N_FACES = 50, 16, 10, 96
 PARENTS = [0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]  # MANO's, joints 1..15

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from handmocap.core import cli
 from handmocap.core.backends import mediapipe as mp_backend
 from handmocap.core.backends.mediapipe import (

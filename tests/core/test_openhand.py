@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+
 from handmocap.core.handmodel import HandLayer, load_hand_models, open_model_path
 from handmocap.core.joints import KEYPOINT_NAMES, PARENTS
 from handmocap.core.mano_io import load_mano_pickle

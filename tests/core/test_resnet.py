@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+
 from handmocap.core.backbones.resnet import ResNet, ResNetDeconvBackbone, resnet50
 
 TINY_LAYERS = (1, 1, 1, 1)

@@ -8,10 +8,11 @@ import re
 import numpy as np
 import pytest
 import torch
-from handmocap.core import rotations as rot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
+
+from handmocap.core import rotations as rot
 
 SHAPES = [(), (7,), (4, 16)]
 TORCH_DTYPES = [torch.float32, torch.float64]

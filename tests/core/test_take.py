@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from handmocap.core.errors import TakeError
 from handmocap.core.take import (
     ARRAY_FIELDS,
@@ -28,8 +31,6 @@ from handmocap.core.take import (
     read_take,
     summarize,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SOURCE = SourceVideo(path="/videos/clip.mp4", size=123456, sha256_head="ab" * 32)
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE))
 
 import deterministic  # noqa: E402
 import official_acr  # noqa: E402
+
 from handmocap.core.acr.preprocess import letterbox  # noqa: E402
 
 IMAGE = HERE.parents[2] / "shared" / "realdata" / "acr_demo" / "magic.jpg"
