@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own process, then rebuild ``bench/results/TABLE.md``.
 
-    .venv/bin/python bench/run_all.py               # all benchmarks (HandLayer on CUDA too if any)
+    .venv/bin/python bench/run_all.py               # all (HandLayer, ACR on CUDA too if any)
     .venv/bin/python bench/run_all.py --table-only  # only rebuild the table from the JSON files
 
 The table is built from every ``bench/results/*.json``, so figures measured on other machines
@@ -24,15 +24,23 @@ BENCH_DIR = Path(__file__).resolve().parent
 # Files whose results table is regenerated between the two markers.
 READMES = (BENCH_DIR / "README.md", BENCH_DIR.parent / "README.md")
 TABLE_START, TABLE_END = "<!-- results table: start -->", "<!-- results table: end -->"
-JOBS = (("bench_handlayer.py", "cpu"), ("bench_take.py", "cpu"), ("bench_render.py", "cpu"))
+JOBS = (
+    ("bench_handlayer.py", "cpu"),
+    ("bench_take.py", "cpu"),
+    ("bench_render.py", "cpu"),
+    ("bench_acr.py", "cpu"),
+    ("bench_mediapipe.py", "cpu"),
+    ("bench_smoothing.py", "cpu"),
+)
+CUDA_JOBS = (("bench_handlayer.py", "cuda"), ("bench_acr.py", "cuda"))
 VERSION_KEYS = ("torch", "numpy", "smplx", "opencv", "python")
 
 
 def jobs() -> list[tuple[str, str]]:
-    """The benchmarks to run: all on the CPU, and HandLayer on CUDA when torch sees a GPU."""
+    """The benchmarks to run: all on the CPU, HandLayer and ACR on CUDA when torch sees a GPU."""
     import torch
 
-    extra = [("bench_handlayer.py", "cuda")] if torch.cuda.is_available() else []
+    extra = list(CUDA_JOBS) if torch.cuda.is_available() else []
     return [*JOBS, *extra]
 
 

@@ -146,22 +146,30 @@ class MediaPipeBackend:
         return [self.landmarker(np.asarray(f)) for f in frames]
 
     def __call__(self, frames) -> list[Frame]:
-        found = self.landmarks(frames)
-        results: list[Frame] = [{} for _ in frames]
+        """Landmarks (sides as MediaPipe says, corrected for mirroring), then the fit."""
         if not frames:
-            return results
-        focal, center = self.camera(np.asarray(frames[0]).shape)
+            return []
+        found = [{h.side: h for h in hands} for hands in self.landmarks(frames)]
+        return self.fit_hands(found, np.asarray(frames[0]).shape)
+
+    def fit_hands(self, hands: list[dict[str, Landmarks]], frame_shape) -> list[Frame]:
+        """Landmarks already assigned to sides (e.g. by the tracker) -> observations.
+
+        Each side's landmarks over the frames are fitted in one batch, with its own hand model.
+        """
+        results: list[Frame] = [{} for _ in hands]
+        focal, center = self.camera(frame_shape)
         for side in SIDES:
-            track = track_from_landmarks(found, side, focal, center)
+            found = [[h[side]] if side in h else [] for h in hands]
+            track = track_from_landmarks(found, None, focal, center)
             if track is None:
                 continue
             fitted = self.fitters[side].fit(track, self.fit_settings)
             for t in np.flatnonzero(track.valid):
-                hand = next(h for h in found[t] if h.side == side)
                 joints3d = fitted.keypoints[t]
                 results[t][side] = HandObservation(
                     side=side,
-                    score=hand.score,
+                    score=hands[t][side].score,
                     global_orient=fitted.global_orient[t],
                     hand_pose=fitted.hand_pose[t],
                     betas=fitted.betas,
@@ -189,15 +197,18 @@ class MediaPipeBackend:
                 o.vertices = v
 
 
-def track_from_landmarks(found, side: str, focal: float, center) -> KeypointTrack | None:
-    """One side's landmarks over the frames as a KeypointTrack (None if never seen)."""
+def track_from_landmarks(found, side: str | None, focal: float, center) -> KeypointTrack | None:
+    """One side's landmarks over the frames as a KeypointTrack (None if never seen).
+
+    ``found[t]`` lists frame t's hands; ``side=None`` takes every hand listed (at most one).
+    """
     t = len(found)
     world = np.full((t, 21, 3), np.nan)
     pixels = np.full((t, 21, 2), np.nan)
     valid = np.zeros(t, dtype=bool)
     for i, hands in enumerate(found):
         for hand in hands:
-            if hand.side == side:
+            if side is None or hand.side == side:
                 world[i], pixels[i], valid[i] = hand.world, hand.pixels, True
     if not valid.any():
         return None
