@@ -112,3 +112,219 @@ def take_frames(
             frames[f"{side}_joints3d"][t] = obs.joints3d
             frames[f"{side}_joints2d"][t] = obs.joints2d
     return frames
+
+
+@dataclass
+class CaptureReport:
+    take: Path
+    backend: str
+    reason: str  # why this backend
+    frames: int  # frames in the take
+    resumed_from: int | None  # first frame processed by this run when it resumed a take
+    hands_seen: dict[str, int]  # frames with each hand present
+    skipped: list[tuple[str, str]]  # images that failed to decode, with the reason
+    seconds: float
+
+
+STATE_DIR = "capture_state"  # tracker state at each chunk boundary, for resuming
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HandmocapError(f"--device {name}: this machine's torch sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise HandmocapError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
+    return name
+
+
+def _state_path(take: Path, frame: int) -> Path:
+    return take / STATE_DIR / f"{frame:08d}.json"
+
+
+def _save_state(take: Path, frame: int, state: dict) -> None:
+    """Tracker state before ``frame``, written atomically before that chunk's frames exist."""
+    import json
+    import os
+
+    path = _state_path(take, frame)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
+
+
+def _load_state(take: Path, frame: int):
+    import json
+
+    from handmocap.core.tracking import HandTracker
+
+    path = _state_path(take, frame)
+    if not path.is_file():
+        raise HandmocapError(
+            f"{take}: cannot resume at frame {frame}: the tracker state {path.name} is missing; "
+            "capture again with --overwrite"
+        )
+    return HandTracker.from_state(json.loads(path.read_text()))
+
+
+def _groups(stream, start: int, chunk: int):
+    """Frames of the stream grouped by chunk: (first index, stop index, frames).
+
+    Every chunk but the last spans ``chunk`` indices (frames that failed to decode leave holes,
+    recorded as frames without hands); the last one ends after the last decoded frame.
+    """
+    current, frames = None, []
+    for frame in stream:
+        g = (frame.index - start) // chunk
+        if current is not None and g != current:
+            first = start + current * chunk
+            yield first, first + chunk, frames
+            frames = []
+        current = g
+        frames.append(frame)
+    if frames:
+        yield start + current * chunk, frames[-1].index + 1, frames
+
+
+def _track_chunk(name: str, backend, tracker, images, shape):
+    """Backend and tracker over one chunk -> per frame {side: (observation, status)}."""
+    from handmocap.core.backends.mediapipe import MediaPipeLandmarker
+
+    if name == "mediapipe":
+        # MediaPipe's own tracking restarts every chunk, so a resumed capture sees the same
+        backend.landmarker.close()
+        backend.landmarker = MediaPipeLandmarker(video=True, mirrored=backend.landmarker.mirrored)
+        tracked = [tracker.update(hands) for hands in backend.landmarks(images)]
+        chosen = [
+            {s: a.candidate.source for s, a in frame.items() if a.present} for frame in tracked
+        ]
+        fitted = backend.fit_hands(chosen, shape)
+        records = []
+        for frame, obs in zip(tracked, fitted, strict=True):
+            records.append({s: (obs.get(s), frame[s].status) for s in SIDES})
+        return records
+    observed = backend(images)
+    records = []
+    for frame in observed:
+        tf = tracker.update(list(frame.values()))
+        record = {}
+        for side in SIDES:
+            a = tf[side]
+            if a.candidate is not None and a.relabelled:
+                # the network gave this hand the other side's parameters: flag, never swap
+                record[side] = (a.candidate.source, HandStatus.REJECTED)
+            else:
+                record[side] = (a.observation, a.status)
+        records.append(record)
+    return records
+
+
+def capture(
+    source_path: Path,
+    take_path: Path,
+    settings: CaptureSettings,
+    models_dir: Path | None = None,
+    progress=None,
+    overwrite: bool = False,
+) -> CaptureReport:
+    """Run a capture (or resume one); see the module docstring."""
+    import shutil
+    import time
+    from dataclasses import asdict as dc_asdict
+
+    from handmocap.core.progress import ProgressReporter
+    from handmocap.core.take import TakeManifest, TakeWriter, read_manifest
+    from handmocap.core.tracking import HandTracker, TrackerSettings
+    from handmocap.core.video import open_source
+
+    progress = progress or ProgressReporter("none")
+    started = time.perf_counter()
+    if settings.chunk < 1 or settings.start < 0:
+        raise HandmocapError("--batch must be at least 1 and --start at least 0")
+    if settings.end is not None and settings.end <= settings.start:
+        raise HandmocapError(f"--end {settings.end} must be after --start {settings.start}")
+    take_path = Path(take_path)
+    if take_path.exists() and overwrite:
+        shutil.rmtree(take_path)
+    elif take_path.exists() and (take_path / "manifest.json").is_file():
+        if read_manifest(take_path).complete:
+            raise HandmocapError(f"{take_path}: a complete take is already there; use --overwrite")
+    elif take_path.exists() and any(take_path.iterdir()):
+        raise HandmocapError(f"{take_path}: exists and is not a take; use another path")
+
+    skipped: list[tuple[str, str]] = []
+
+    def on_issue(path, why):
+        skipped.append((str(path), why))
+        progress.message(f"skipped {path}: {why}")
+
+    source = open_source(source_path, on_issue=on_issue)
+    name, reason = choose_backend(settings.backend, models_dir)
+    progress.message(f"backend: {name} ({reason})")
+    backend = build_backend(name, models_dir, settings, resolve_device(settings.device))
+    shape = (source.height, source.width)
+    end = settings.end
+    if end is None and source.frame_count_exact:
+        end = source.frame_count
+    if end is not None and source.frame_count_exact:
+        end = min(end, source.frame_count)
+    focal = float(backend.camera(shape)[0])
+    manifest = TakeManifest(
+        fps=float(source.fps),
+        width=source.width,
+        height=source.height,
+        backend=name,
+        hand_model=backend.layer.models["right"].model_id,
+        focal_length=focal,
+        source=source.source_identity(),
+        frame_count=None if end is None else end - settings.start,
+        start_frame=settings.start,
+        checkpoint="acr/wild.pkl" if name == "acr" else None,
+        settings={**settings.recorded(), "tracker": dc_asdict(TrackerSettings())},
+    )
+    seen = {s: 0 for s in SIDES}
+    with TakeWriter(take_path, manifest, chunk_size=settings.chunk) as writer:
+        begin = writer.next_frame
+        resumed = begin if begin > settings.start else None
+        tracker = _load_state(take_path, begin) if resumed is not None else HandTracker()
+        if resumed is not None:
+            progress.message(f"resuming {take_path} at frame {begin}")
+        total = None if end is None else end - settings.start
+        progress.total = total
+        progress.start(backend=name, take=str(take_path), source=str(source_path))
+        progress.advance(begin - settings.start)
+        with source.frames(begin, end) as stream:
+            for first, stop, frames in _groups(stream, settings.start, settings.chunk):
+                _save_state(take_path, first, tracker.state())
+                records = _track_chunk(name, backend, tracker, [f.image for f in frames], shape)
+                by_index = dict(zip((f.index for f in frames), records, strict=True))
+                stamps = {f.index: f.timestamp for f in frames}
+                indices = list(range(first, stop))
+                hands = [by_index.get(i, {}) for i in indices]
+                times = [stamps.get(i, i / source.fps) for i in indices]
+                for record in hands:
+                    for side in SIDES:
+                        seen[side] += int(side in record and record[side][1] == HandStatus.OK)
+                writer.append(take_frames(indices, times, hands))
+                progress.advance(len(indices))
+        if source.damaged:
+            raise HandmocapError(
+                f"{source_path}: {source.damaged}; the frames before it are in {take_path}, "
+                "which stays incomplete"
+            )
+    report = CaptureReport(
+        take=take_path,
+        backend=name,
+        reason=reason,
+        frames=writer.next_frame - settings.start,
+        resumed_from=resumed,
+        hands_seen=seen,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+    )
+    progress.finish(frames=report.frames, hands_seen=seen)
+    return report
