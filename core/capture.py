@@ -296,11 +296,13 @@ def capture(
         total = None if end is None else end - settings.start
         progress.total = total
         progress.start(backend=name, take=str(take_path), source=str(source_path))
-        progress.advance(begin - settings.start)
+        if begin > settings.start:
+            progress.advance(begin - settings.start)  # the part done by an earlier run
         with source.frames(begin, end) as stream:
             for first, stop, frames in _groups(stream, settings.start, settings.chunk):
-                _save_state(take_path, first, tracker.state())
                 records = _track_chunk(name, backend, tracker, [f.image for f in frames], shape)
+                # the state that the next chunk starts from exists before this chunk does
+                _save_state(take_path, stop, tracker.state())
                 by_index = dict(zip((f.index for f in frames), records, strict=True))
                 stamps = {f.index: f.timestamp for f in frames}
                 indices = list(range(first, stop))

@@ -164,8 +164,20 @@ class HandFitter:
         return np.concatenate([xy, depth[:, None]], axis=1)
 
     def fit(self, track: KeypointTrack, settings: FitSettings | None = None) -> FitResult:
-        """Optimise all frames of the track at once; returns the fitted parameters."""
-        settings = settings if settings is not None else FitSettings()
+        """Optimise all frames of the track at once; returns the fitted parameters.
+
+        Runs torch on one CPU thread: the problem is small (overhead-bound, no faster on two),
+        and one thread makes the result independent of how busy the machine is, which a
+        resumed capture needs to end with the same take.
+        """
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._fit(track, settings if settings is not None else FitSettings())
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, track: KeypointTrack, settings: FitSettings) -> FitResult:
         dev, t = self.device, track.num_frames
         valid = torch.as_tensor(track.valid, device=dev)
         rest_kp = self.layer(
