@@ -206,8 +206,11 @@ class time_limit:
         signal.signal(signal.SIGALRM, self.previous)
 
 
-def bench_compiled(model: ACR, device: str, eager: dict[str, Any]) -> list[dict[str, Any]]:
-    """The batched mode (bf16 where native, else fp32) compiled with the default inductor."""
+def bench_compiled(
+    model: ACR, device: str, eager: dict[str, Any], freezing: bool = False
+) -> list[dict[str, Any]]:
+    """The batched mode (bf16 where native, else fp32) compiled with inductor: its defaults, or
+    with ``freezing`` (weights folded in as constants, BatchNorm into the convolutions)."""
     batch = BATCH[device]
     dtype = torch.bfloat16 if bf16_native(device) else None
     precision = "bf16 autocast" if dtype else "fp32"
@@ -215,15 +218,18 @@ def bench_compiled(model: ACR, device: str, eager: dict[str, Any]) -> list[dict[
         "backbone": "hrnet",
         "precision": "bf16" if dtype else "fp32",
         "memory_format": CHANNELS_LAST,
+        "inductor_options": {"freezing": True} if freezing else {},
     }
     if not dtype:
         fields["note"] = "no native bf16 on this CPU: the fp32 channels_last batch is compiled"
     images = random_images(batch, device)
-    label = mode_name("hrnet", batch, precision, CHANNELS_LAST, "torch.compile")
+    how = "torch.compile, freezing" if freezing else "torch.compile"
+    label = mode_name("hrnet", batch, precision, CHANNELS_LAST, how)
     torch._dynamo.reset()
     with tempfile.TemporaryDirectory(prefix="bench_acr_inductor_") as cache:
+        previous_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # cold: what a first run costs
-        compiled = torch.compile(model)
+        compiled = torch.compile(model, options=fields["inductor_options"] or None)
         step = network_step(compiled, images, device, dtype, channels_last=True)
         start = time.perf_counter()
         limit = time_limit(COMPILE_LIMIT_S)
@@ -244,6 +250,10 @@ def bench_compiled(model: ACR, device: str, eager: dict[str, Any]) -> list[dict[
             figure = f"not compiled: {reason} (gave up after {elapsed:.0f} s); eager used"
             return [{"setting": label, **fields, "compiled": False, "reason": reason,
                      "compile_s": elapsed, "figure": figure}]  # fmt: skip
+        finally:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+            if previous_cache is not None:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous_cache
         first_call = time.perf_counter() - start
         runs, warmup = RUNS[device][1], WARMUP[device][1]
         row = measure(label, step, batch, runs, warmup, device, **fields, compiled=True)
@@ -254,7 +264,7 @@ def bench_compiled(model: ACR, device: str, eager: dict[str, Any]) -> list[dict[
     row["figure"] += f"; {speedup:.2f}x eager"
     compile_s = max(first_call - row["seconds"], 0.0)
     compile_row = {
-        "setting": f"torch.compile time ({label.removesuffix(', torch.compile')}, cold cache)",
+        "setting": f"compile time ({label}, cold cache)",
         "first_call_s": first_call,
         "compile_s": compile_s,
         "figure": f"{compile_s:.0f} s (first call {first_call:.0f} s)",
@@ -298,6 +308,7 @@ def main() -> None:
     print("torch.compile", flush=True)
     eager = batched[1] if bf16_native(device) else batched[0]
     results.extend(bench_compiled(hrnet, device, eager))
+    results.extend(bench_compiled(hrnet, device, eager, freezing=True))
     rss = peak_rss_mib()
     results.append({"setting": "peak RSS (process)", "mib": rss, "figure": f"{rss:.0f} MiB"})
     if device == "cuda":

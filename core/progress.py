@@ -43,7 +43,7 @@ class ProgressReporter:
             self._emit({"event": "message", "text": text})
         elif self.mode == "bar" and self._bar is not None:
             self._bar.write(text, file=sys.stderr)
-        elif self.mode != "none":
+        else:  # even with no progress display, what was picked or skipped is said
             print(text, file=sys.stderr)
 
     def advance(self, count: int) -> None:
