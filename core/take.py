@@ -406,18 +406,6 @@ def _source_problem(source: Any) -> str | None:
     if not isinstance(source, dict):
         return f"field 'source': expected an object or null, got {_show(source)}"
     return _fields_problem(source, _SOURCE_CHECKS, "source.")
-    if not isinstance(source, dict):
-        return f"field 'source': expected an object or null, got {_show(source)}"
-    for name in source:
-        if name not in _SOURCE_CHECKS:
-            return f"field 'source': unexpected field {_show(name)}"
-    for name, check in _SOURCE_CHECKS.items():
-        if name not in source:
-            return f"field 'source.{name}': missing"
-        problem = check(source[name])
-        if problem:
-            return f"field 'source.{name}': {problem}"
-    return None
 
 
 def read_manifest(path: PathLike) -> TakeManifest:
