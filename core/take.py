@@ -792,7 +792,8 @@ def summarize(take: Take) -> dict[str, Any]:
     and last_frame (None when empty), fps, duration_s, width, height, focal_length, backend,
     checkpoint, hand_model, chunks, hands_per_frame ({"0", "1", "2"}: frames with that many
     hands present), detection_rate (per side: fraction of frames present, None when empty) and
-    status (per side: frames per :class:`HandStatus` name, lower case).
+    status (per side: frames per :class:`HandStatus` name, lower case) and gaps (per side:
+    runs of frames without the hand: count, longest, frames).
     """
     m, count = take.manifest, take.num_frames
     index = take.arrays["frame_index"]
@@ -828,6 +829,20 @@ def summarize(take: Take) -> dict[str, Any]:
             side: float(present[i].mean()) if count else None for i, side in enumerate(HANDS)
         },
         "status": status,
+        "gaps": {side: _gaps(present[i]) for i, side in enumerate(HANDS)},
+    }
+
+
+def _gaps(present: np.ndarray) -> dict[str, int]:
+    """Runs of frames without the hand: how many, the longest, and frames missing in all."""
+    missing = ~present
+    edges = np.diff(np.concatenate([[0], missing.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    lengths = stops - starts
+    return {
+        "count": int(len(lengths)),
+        "longest": int(lengths.max()) if len(lengths) else 0,
+        "frames": int(missing.sum()),
     }
 
 

@@ -50,4 +50,18 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"hands       0 in {per_frame['0']} frames, 1 in {per_frame['1']}, 2 in {per_frame['2']}",
         f"detected    left {_percent(rates['left'])}, right {_percent(rates['right'])}",
     ]
+    for side in ("left", "right"):
+        g, st = s["gaps"][side], s["status"][side]
+        if g["count"]:
+            lines.append(
+                f"gaps {side:<6} {g['count']}, longest {g['longest']} frames; missing frames: "
+                f"{st['not_detected']} not detected, {st['low_score']} low score, "
+                f"{st['rejected']} rejected by tracking"
+            )
+        else:
+            lines.append(f"gaps {side:<6} none")
+    from handmocap.core.smoothing import describe_presets
+
+    lines.append("smoothing   presets for preview and bake (the take itself stays raw):")
+    lines += [f"            {line}" for line in describe_presets().splitlines()]
     return "\n".join(lines)

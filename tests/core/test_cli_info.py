@@ -48,6 +48,10 @@ def test_info_plain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "acr, checkpoint wild.pkl, hand model openhand-v1" in out
     assert "0 in 30 frames, 1 in 45, 2 in 15" in out
     assert "left 50.0 %, right 33.3 %" in out
+    # left present on even frames: 45 one-frame gaps; right every third frame: 30 gaps of 2
+    assert "gaps left   45, longest 1 frames; missing frames: 45 not detected" in out
+    assert "gaps right  30, longest 2 frames" in out
+    assert "one-euro-acr" in out and "offline" in out  # smoothing presets available
 
 
 def test_info_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,6 +62,7 @@ def test_info_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     summary = json.loads(out)
     assert summary["frames"] == 90 and summary["chunks"] == 3 and summary["complete"] is True
     assert summary["fps"] == 30.0 and summary["duration_s"] == pytest.approx(3.0)
+    assert summary["gaps"]["right"] == {"count": 30, "longest": 2, "frames": 60}
     assert (summary["width"], summary["height"]) == (1920, 1080)
     assert summary["backend"] == "acr" and summary["hand_model"] == "openhand-v1"
     assert summary["checkpoint"] == "wild.pkl"
