@@ -1,0 +1,141 @@
+"""Preview of a take: the reconstructed hands drawn over the original frames.
+
+``render_preview`` writes an H.264 video (PyAV) of the footage with each hand's shaded mesh,
+its outline and its 21 keypoints on top (left and right in different colours), after the
+chosen smoothing; ``contact_sheet`` puts evenly spaced frames of the same into one PNG, so a
+person can judge a capture at a glance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handmocap.core.errors import HandmocapError
+from handmocap.core.handmodel import HandLayer
+from handmocap.core.observation import SIDES, HandObservation, project
+from handmocap.core.overlay import draw_overlay
+from handmocap.core.render import label
+from handmocap.core.smoothing import smooth_hand
+from handmocap.core.take import Take
+
+
+def posed_hands(take: Take, layer: HandLayer, smoothing: str = "offline") -> list[dict]:
+    """Per frame of the take: side -> HandObservation (vertices included), after smoothing.
+
+    Frames where a hand is neither present nor bridged by the smoother hold no entry for it.
+    """
+    m = take.manifest
+    center = np.array([m.width / 2.0, m.height / 2.0])
+    frames: list[dict] = [{} for _ in range(take.num_frames)]
+    for side in SIDES:
+        hand = take.hand(side)
+        smoothed = smooth_hand(hand, m.fps, smoothing)
+        rows = np.flatnonzero(smoothed["valid"])
+        for start in range(0, len(rows), 256):  # bounded memory on long takes
+            chunk = rows[start : start + 256]
+            params = [
+                torch.tensor(np.asarray(smoothed[k][chunk], dtype=np.float32))
+                for k in ("global_orient", "hand_pose", "betas", "transl")
+            ]
+            with torch.no_grad():
+                out = layer(side, *params)
+            for k, t in enumerate(chunk):
+                joints3d = out.keypoints[k].double().numpy()
+                frames[t][side] = HandObservation(
+                    side=side,
+                    score=float(hand["score"][t]) if hand["present"][t] else 0.0,
+                    global_orient=params[0][k].double().numpy(),
+                    hand_pose=params[1][k].double().numpy(),
+                    betas=params[2][k].double().numpy(),
+                    transl=params[3][k].double().numpy(),
+                    joints3d=joints3d,
+                    joints2d=project(joints3d, m.focal_length, center),
+                    vertices=out.vertices[k].double().numpy(),
+                )
+    return frames
+
+
+def _source_frames(take: Take) -> Iterator:
+    from handmocap.core.video import open_source
+
+    m = take.manifest
+    if m.source is None:
+        raise HandmocapError(f"{take.path}: the take records no source footage to draw on")
+    path = Path(m.source.path)
+    if not path.exists():
+        raise HandmocapError(f"{take.path}: its footage {path} is not there any more")
+    source = open_source(path)
+    first = int(take.arrays["frame_index"][0]) if take.num_frames else 0
+    last = int(take.arrays["frame_index"][-1]) + 1 if take.num_frames else 0
+    with source.frames(first, last) as stream:
+        yield from stream
+
+
+def overlay_frames(take: Take, layer: HandLayer, smoothing: str = "offline") -> Iterator:
+    """(frame index, RGB image with the hands drawn) for every frame of the take."""
+    hands = posed_hands(take, layer, smoothing)
+    row_of = {int(i): r for r, i in enumerate(take.arrays["frame_index"])}
+    m = take.manifest
+    faces = {s: layer.faces(s) for s in SIDES}
+    center = (m.width / 2.0, m.height / 2.0)
+    for frame in _source_frames(take):
+        r = row_of.get(frame.index)
+        if r is None:
+            continue
+        image = draw_overlay(frame.image, hands[r], faces, m.focal_length, center)
+        yield frame.index, label(image, f"frame {frame.index}", org=(10, 30), scale=0.8)
+
+
+def render_preview(take: Take, layer: HandLayer, out: Path, smoothing: str = "offline") -> int:
+    """Write the overlay video (H.264, the take's frame rate); returns frames written."""
+    from fractions import Fraction
+
+    import av
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream(
+            "libx264", rate=Fraction(take.manifest.fps).limit_denominator(1001)
+        )
+        stream.width = take.manifest.width - take.manifest.width % 2
+        stream.height = take.manifest.height - take.manifest.height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20"}
+        for _, image in overlay_frames(take, layer, smoothing):
+            image = np.ascontiguousarray(image[: stream.height, : stream.width])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+            count += 1
+        for packet in stream.encode():
+            container.mux(packet)
+    return count
+
+
+def contact_sheet(
+    take: Take, layer: HandLayer, count: int = 12, columns: int = 4, width: int = 1600,
+    smoothing: str = "offline",
+) -> np.ndarray:  # fmt: skip
+    """Evenly spaced frames of the overlay in a grid, RGB uint8 about ``width`` pixels wide."""
+    import cv2
+
+    if take.num_frames == 0:
+        raise HandmocapError(f"{take.path}: the take holds no frames")
+    wanted = set(
+        np.linspace(0, take.num_frames - 1, min(count, take.num_frames)).round().astype(int)
+    )
+    indices = {int(take.arrays["frame_index"][r]) for r in wanted}
+    tiles = []
+    tile_w = width // columns
+    for index, image in overlay_frames(take, layer, smoothing):
+        if index in indices:
+            h = round(image.shape[0] * tile_w / image.shape[1])
+            tiles.append(cv2.resize(image, (tile_w, h), interpolation=cv2.INTER_AREA))
+    while len(tiles) % columns:
+        tiles.append(np.full_like(tiles[0], 255))
+    rows = [np.concatenate(tiles[i : i + columns], 1) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, 0)
