@@ -192,3 +192,37 @@ def run_demo(out_dir: Path, n_frames: int = 90) -> DemoResult:
     from handmocap.core.take import summarize
 
     return DemoResult(take_path, picture, model_picture, summarize(take))
+
+
+DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo" / "asl_hand.25fps.mp4"
+
+
+@dataclass
+class ClipResult:
+    take_path: Path
+    sheet_path: Path
+    video_path: Path | None
+    backend: str
+    frames: int
+    capture_seconds: float
+
+
+def run_clip_demo(out_dir: Path, frames: int | None = None, video: bool = True, progress=None):
+    """The real main job on the bundled clip: capture (best backend available), take,
+    smoothing, and the preview video and contact sheet."""
+    from handmocap.core.capture import CaptureSettings, capture
+    from handmocap.core.handmodel import default_models_dir
+    from handmocap.core.preview import contact_sheet, render_preview
+
+    take_path = out_dir / "asl.take"
+    settings = CaptureSettings(backend="auto", end=frames)
+    report = capture(DEMO_CLIP, take_path, settings, default_models_dir(), progress, overwrite=True)
+    take = read_take(take_path)
+    kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
+    layer = HandLayer.from_models_dir(default_models_dir(), kind)
+    sheet = out_dir / "asl_sheet.png"
+    save_png(sheet, contact_sheet(take, layer, smoothing="offline"))
+    clip = out_dir / "asl_preview.mp4" if video else None
+    if clip is not None:
+        render_preview(take, layer, clip, smoothing="offline")
+    return ClipResult(take_path, sheet, clip, report.backend, report.frames, report.seconds)

@@ -41,7 +41,8 @@ def _run_demo(out: Path, frames: int) -> str:
     """Run the demo command through the real entry point; return what it printed."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        assert main(["demo", "--out", str(out), "--frames", str(frames)]) == 0
+        code = main(["demo", "--out", str(out), "--frames", str(frames), "--clip-frames", "16"])
+        assert code == 0
     return buffer.getvalue()
 
 
@@ -51,8 +52,17 @@ def layer() -> HandLayer:
 
 
 def test_prints_the_paths(demo: DemoRun) -> None:
-    for name in ("demo.take", "demo.png", "hand_model.png"):
+    for name in ("demo.take", "demo.png", "hand_model.png", "asl.take", "asl_sheet.png",
+                 "asl_preview.mp4"):  # fmt: skip
         assert str(demo.out / name) in demo.stdout
+        assert (demo.out / name).exists()
+
+
+def test_real_clip_is_captured(demo: DemoRun) -> None:
+    clip = read_take(demo.out / "asl.take")
+    assert clip.manifest.complete and clip.num_frames == 16
+    assert clip.manifest.backend == "mediapipe"  # no weights here: the backend that needs none
+    assert clip.hand("right")["present"].all()
 
 
 def test_take_is_complete(demo: DemoRun) -> None:
