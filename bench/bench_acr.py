@@ -36,6 +36,7 @@ from typing import Any
 import cv2
 import torch
 from common import (
+    _cpu_seconds,
     device_args,
     median_seconds,
     peak_rss_mib,
@@ -67,6 +68,19 @@ class CompileTimeout(Exception):
 def bf16_native(device: str) -> bool:
     """Whether bf16 convolutions have fast kernels (always on CUDA; oneDNN's on the CPU)."""
     return device == "cuda" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class LoadMeter:
+    """CPU share of other processes from now to ``others_share()`` (as ``common.other_load``)."""
+
+    def __init__(self):
+        self.start = (time.monotonic(), *_cpu_seconds())
+
+    def others_share(self) -> float:
+        start, busy0, _, own0 = self.start
+        busy, _, own = _cpu_seconds()
+        capacity = (time.monotonic() - start) * (os.cpu_count() or 1)
+        return round(max(0.0, busy - busy0 - (own - own0)) / capacity, 3)
 
 
 def rate(x: float) -> str:
@@ -124,6 +138,7 @@ def measure(
     """Median time of ``step`` under inference_mode -> a result row (frames/s, time per frame)."""
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    load = LoadMeter()
     with torch.inference_mode():
         seconds = median_seconds(step, runs, warmup, device)
     fps = batch / seconds
@@ -137,6 +152,7 @@ def measure(
         "seconds_per_frame": seconds / batch,
         "frames_per_s": fps,
         "figure": f"{rate(fps)} frames/s ({per_frame(seconds / batch)})",
+        "others_cpu_share": load.others_share(),
     }
     if device == "cuda":
         row["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -231,7 +247,7 @@ def bench_compiled(
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # cold: what a first run costs
         compiled = torch.compile(model, options=fields["inductor_options"] or None)
         step = network_step(compiled, images, device, dtype, channels_last=True)
-        start = time.perf_counter()
+        start, load = time.perf_counter(), LoadMeter()
         limit = time_limit(COMPILE_LIMIT_S)
         try:
             with limit, torch.inference_mode():
@@ -254,7 +270,7 @@ def bench_compiled(
             os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
             if previous_cache is not None:
                 os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous_cache
-        first_call = time.perf_counter() - start
+        first_call, compile_load = time.perf_counter() - start, load.others_share()
         runs, warmup = RUNS[device][1], WARMUP[device][1]
         row = measure(label, step, batch, runs, warmup, device, **fields, compiled=True)
     torch._dynamo.reset()
@@ -268,6 +284,7 @@ def bench_compiled(
         "first_call_s": first_call,
         "compile_s": compile_s,
         "figure": f"{compile_s:.0f} s (first call {first_call:.0f} s)",
+        "others_cpu_share": compile_load,
     }
     print(f"  {compile_row['setting']}: {compile_row['figure']}", flush=True)
     return [row, compile_row]
