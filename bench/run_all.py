@@ -31,6 +31,7 @@ JOBS = (
     ("bench_acr.py", "cpu"),
     ("bench_mediapipe.py", "cpu"),
     ("bench_smoothing.py", "cpu"),
+    ("bench_capture.py", "cpu"),
 )
 CUDA_JOBS = (("bench_handlayer.py", "cuda"), ("bench_acr.py", "cuda"))
 VERSION_KEYS = ("torch", "numpy", "smplx", "opencv", "python")
