@@ -65,8 +65,11 @@ def choose_backend(requested: str, models_dir: Path | None) -> tuple[str, str]:
     )
 
 
-def build_backend(name: str, models_dir: Path | None, settings: CaptureSettings, device: str):
-    """The backend object for a capture (video mode: frames are consecutive)."""
+def build_backend(
+    name: str, models_dir: Path | None, settings: CaptureSettings, device: str, video: bool = True
+):
+    """The backend object for a capture (``video``: frames are consecutive, so MediaPipe
+    tracks hands from one to the next; still images are detected each on its own)."""
     if name == "acr":
         from handmocap.core.backends.acr import ACRBackend
 
@@ -81,7 +84,7 @@ def build_backend(name: str, models_dir: Path | None, settings: CaptureSettings,
         from handmocap.core.backends.mediapipe import MediaPipeBackend
 
         return MediaPipeBackend.from_models_dir(
-            models_dir, video=True, focal=settings.focal, device=device
+            models_dir, video=video, focal=settings.focal, device=device
         )
     raise HandmocapError(f"the {name} backend is not built yet in this version of handmocap")
 

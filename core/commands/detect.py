@@ -32,18 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    from handmocap.core.errors import HandmocapError
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise HandmocapError(f"--device {name}: this machine's torch sees no CUDA device")
-    return name
-
-
 def read_rgb(path: Path):
     """An image file as RGB uint8, or one clear error."""
     import cv2
@@ -65,22 +53,13 @@ def overlay_paths(images: list[Path], overlay: Path) -> list[Path]:
 
 
 def build_backend(args: argparse.Namespace):
+    from handmocap.core.capture import CaptureSettings, build_backend, resolve_device
     from handmocap.core.handmodel import default_models_dir
 
     models = args.models if args.models is not None else default_models_dir()
-    device = resolve_device(args.device)
-    if args.backend == "mediapipe":
-        from handmocap.core.backends.mediapipe import MediaPipeBackend
-
-        # still images: no tracking from one image to the next
-        return MediaPipeBackend.from_models_dir(
-            models, video=False, focal=args.focal, device=device
-        )
-    from handmocap.core.backends.acr import ACRBackend
-
-    return ACRBackend.from_models_dir(
-        models, device=device, threshold=args.threshold, focal=args.focal
-    )
+    settings = CaptureSettings(focal=args.focal, threshold=args.threshold)
+    # still images: no tracking from one image to the next
+    return build_backend(args.backend, models, settings, resolve_device(args.device), video=False)
 
 
 def run(args: argparse.Namespace, backend=None) -> int:
