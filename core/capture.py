@@ -11,7 +11,7 @@ which is rebuilt from the take when resuming (MediaPipe's own tracking restarts 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ class CaptureSettings:
     focal: float | None = None  # pixels of the frame; None: the backend's documented default
     precision: str = "fp32"
     threshold: float = 0.35  # acr's hand confidence
+    workers: int = 2  # mediapipe: chunks landmarked side by side (threads)
 
     def recorded(self) -> dict:
         """The settings that a resumed capture must share with the first run."""
@@ -193,15 +194,42 @@ def _groups(stream, start: int, chunk: int):
         yield start + current * chunk, frames[-1].index + 1, frames
 
 
-def _track_chunk(name: str, backend, tracker, images, shape):
-    """Backend and tracker over one chunk -> per frame {side: (observation, status)}."""
-    from handmocap.core.backends.mediapipe import MediaPipeLandmarker
+def _chunks(name: str, backend, groups, workers: int):
+    """(first, stop, frames without images, results) per chunk, in order.
 
+    MediaPipe's landmarks run ahead on ``workers`` threads, a chunk each, while the caller
+    tracks, fits and writes the chunk before; the other backends run here, a chunk at a time.
+    """
+    if name != "mediapipe":
+        for first, stop, frames in groups:
+            yield first, stop, frames, backend([f.image for f in frames])
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="landmarks") as pool:
+        try:
+            for first, stop, frames in groups:
+                prepared = [backend.prepare(f.image) for f in frames]
+                frames = [replace(f, image=None) for f in frames]  # the worker holds them
+                job = pool.submit(backend.landmark_chunk, prepared)
+                pending.append((first, stop, frames, job))
+                while len(pending) >= max(1, workers):
+                    first, stop, frames, job = pending.popleft()
+                    yield first, stop, frames, job.result()
+            while pending:
+                first, stop, frames, job = pending.popleft()
+                yield first, stop, frames, job.result()
+        finally:
+            for *_, job in pending:
+                job.cancel()
+
+
+def _track_chunk(name: str, backend, tracker, results, shape):
+    """A chunk's backend results through the tracker -> per frame {side: (observation, status)}."""
     if name == "mediapipe":
-        # MediaPipe's own tracking restarts every chunk, so a resumed capture sees the same
-        backend.landmarker.close()
-        backend.landmarker = MediaPipeLandmarker(video=True, mirrored=backend.landmarker.mirrored)
-        tracked = [tracker.update(hands) for hands in backend.landmarks(images)]
+        tracked = [tracker.update(hands) for hands in results]
         chosen = [
             {s: a.candidate.source for s, a in frame.items() if a.present} for frame in tracked
         ]
@@ -210,9 +238,8 @@ def _track_chunk(name: str, backend, tracker, images, shape):
         for frame, obs in zip(tracked, fitted, strict=True):
             records.append({s: (obs.get(s), frame[s].status) for s in SIDES})
         return records
-    observed = backend(images)
     records = []
-    for frame in observed:
+    for frame in results:
         tf = tracker.update(list(frame.values()))
         record = {}
         for side in SIDES:
@@ -302,8 +329,9 @@ def capture(
         if begin > settings.start:
             progress.advance(begin - settings.start)  # the part done by an earlier run
         with source.frames(begin, end) as stream:
-            for first, stop, frames in _groups(stream, settings.start, settings.chunk):
-                records = _track_chunk(name, backend, tracker, [f.image for f in frames], shape)
+            groups = _groups(stream, settings.start, settings.chunk)
+            for first, stop, frames, results in _chunks(name, backend, groups, settings.workers):
+                records = _track_chunk(name, backend, tracker, results, shape)
                 # the state that the next chunk starts from exists before this chunk does
                 _save_state(take_path, stop, tracker.state())
                 by_index = dict(zip((f.index for f in frames), records, strict=True))

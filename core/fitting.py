@@ -4,12 +4,19 @@ A general piece of ``core``: MediaPipe's landmarks, another backend's keypoints 
 annotations all come in as a ``KeypointTrack`` (3D landmarks in metres with any origin, and/or
 2D landmarks in pixels with the camera that saw them) and leave as the parameters of
 DESIGN.md's observations: global orientation, 15 absolute finger rotations, one shape per track
-and a translation per frame, batched over all frames in torch.
+and a translation per frame.
 
 Finger joints move only within anatomical limits: each joint's rotation is written in its own
 frame (flexion, abduction, twist; ``kinematics.joint_frames``) and each angle is bounded
 (``kinematics.joint_limits``) through a sigmoid, so a fitted finger can never bend backwards
-or twist about its bone beyond a few degrees. A temporal term ties neighbouring frames.
+or twist about its bone beyond a few degrees.
+
+The solver: a start in closed form (the palm by Kabsch, each finger bone pointed along the
+observed one, the translation by linear least squares), then Levenberg-Marquardt with the
+keypoints' derivatives in closed form (``KeypointLayer.jacobian``). Frames share only the
+shape, so each step solves one small system per frame plus one for the shape (Schur
+complement): a few milliseconds a step for a chunk of frames, about ten steps. Frames are
+fitted independently; smoothing over time is ``smoothing``'s job.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ import numpy as np
 import torch
 
 from handmocap.core.handmodel import HandModelData
-from handmocap.core.kinematics import KeypointLayer, joint_frames, joint_limits
-from handmocap.core.rotations import matrix_to_axis_angle
+from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS
+from handmocap.core.kinematics import FINGER_CHAINS, KeypointLayer, joint_frames, joint_limits
+from handmocap.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 PALM = (0, 5, 9, 13, 17)  # wrist and the four finger bases, project order
 
@@ -50,15 +58,13 @@ class KeypointTrack:
 
 @dataclass(frozen=True)
 class FitSettings:
-    """Weights and optimiser settings; the defaults suit MediaPipe landmarks."""
+    """Weights and solver settings; the defaults suit MediaPipe landmarks."""
 
-    iterations: int = 600  # Adam steps (robust start)
-    refine_iterations: int = 200  # L-BFGS steps (precise finish)
-    learning_rate: float = 0.05
+    iterations: int = 12  # Levenberg-Marquardt steps at most
+    tolerance: float = 1e-5  # stop once a step lowers the cost by less than this fraction
     world_weight: float = 1.0  # per mm^2 of centred 3D landmark error
     pixel_weight: float = 1.0  # per px^2 (Huber beyond pixel_huber px)
     pixel_huber: float = 8.0
-    temporal_weight: float = 0.5  # per (rad/frame^2)^2 and (cm/frame^2)^2 of acceleration
     shape_weight: float = 0.05  # per unit^2 of shape value
     twist_weight: float = 20.0  # per rad^2 of twist about a bone
 
@@ -74,6 +80,7 @@ class FitResult:
     keypoints: np.ndarray  # (T, 21, 3) posed model keypoints (metres)
     angles: np.ndarray  # (T, 15, 3) flexion, abduction, twist per joint (radians)
     loss: float
+    iterations: int = 0  # Levenberg-Marquardt steps taken
 
 
 def kabsch(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -85,11 +92,6 @@ def kabsch(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     fix = np.ones(u.shape[:-1])
     fix[..., -1] = d
     return np.swapaxes(vt, -1, -2) @ (fix[..., None] * np.swapaxes(u, -1, -2))
-
-
-def second_difference(x: torch.Tensor) -> torch.Tensor:
-    """(T, ...) -> (T - 2, ...): x[t+1] - 2 x[t] + x[t-1]."""
-    return x[2:] - 2 * x[1:-1] + x[:-2]
 
 
 def solve_translation(keypoints, pixels, focal: float, center) -> torch.Tensor:
@@ -116,6 +118,7 @@ class HandFitter:
         self.model = model
         self.device = torch.device(device)
         self.layer = KeypointLayer(model).to(self.device)
+        self.layer64 = KeypointLayer(model).to(dtype=torch.float64)  # the solver's, on the CPU
         self.frames = torch.tensor(joint_frames(model), dtype=torch.float32, device=self.device)
         limits = torch.tensor(joint_limits(), dtype=torch.float32, device=self.device)
         self.low, self.high = limits[..., 0], limits[..., 1]
@@ -127,14 +130,6 @@ class HandFitter:
     def pose_to_angles(self, pose: torch.Tensor) -> torch.Tensor:
         """Inverse of ``angles_to_pose`` (the frames are orthonormal)."""
         return torch.einsum("jab,tja->tjb", self.frames, pose)
-
-    def _bounded(self, raw: torch.Tensor) -> torch.Tensor:
-        return self.low + (self.high - self.low) * torch.sigmoid(raw)
-
-    def _unbounded(self, angles: torch.Tensor) -> torch.Tensor:
-        span = self.high - self.low
-        frac = ((angles - self.low) / span).clamp(1e-3, 1 - 1e-3)
-        return torch.log(frac / (1 - frac))
 
     def initial_orient(self, track: KeypointTrack) -> np.ndarray:
         """(T, 3) orientation aligning the rest palm with the observed palm (Kabsch)."""
@@ -155,6 +150,52 @@ class HandFitter:
         rot = kabsch(np.broadcast_to(rest[list(PALM)], observed.shape), np.nan_to_num(observed))
         return matrix_to_axis_angle(rot)
 
+    def initial_angles(self, track: KeypointTrack, orient: np.ndarray) -> np.ndarray:
+        """(T, 15, 3) joint angles pointing each bone of the rest skeleton along the observed one.
+
+        Inverse kinematics in closed form, finger by finger from the palm outward: a joint's
+        rotation is the smallest one turning its rest bone onto the observed bone (seen from the
+        parent's posed frame), so it has no twist; flexion and abduction are then clipped to the
+        joint's limits before the next joint is solved. Frames without 3D landmarks stay flat.
+        """
+        t = track.num_frames
+        angles = np.zeros((t, 15, 3))
+        if track.world is None:
+            return angles
+        rest = self.rest_keypoints().astype(np.float64)  # (21, 3)
+        world = np.nan_to_num(track.world)
+        slot = {int(src): k for k, src in enumerate(KEYPOINTS_FROM_JOINTS_AND_TIPS)}
+        tip_of = {"thumb": 16, "index": 17, "middle": 18, "ring": 19, "pinky": 20}
+        frames = self.frames.double().cpu().numpy()
+        low, high = self.low.double().cpu().numpy(), self.high.double().cpu().numpy()
+        margin = 1e-3 * (high - low)
+        wrist = axis_angle_to_matrix(np.asarray(orient, dtype=np.float64))  # (T, 3, 3)
+        for finger, chain in FINGER_CHAINS.items():
+            parent = wrist
+            ends = [slot[j] for j in chain] + [slot[tip_of[finger]]]
+            for k, j in enumerate(chain):
+                a, b = ends[k], ends[k + 1]
+                bone = rest[b] - rest[a]
+                bone /= np.linalg.norm(bone)
+                seen = np.einsum("tji,tj->ti", parent, world[:, b] - world[:, a])
+                seen /= np.linalg.norm(seen, axis=-1, keepdims=True).clip(1e-9)
+                axis = np.cross(bone, seen)
+                sin = np.linalg.norm(axis, axis=-1, keepdims=True)
+                turn = axis / sin.clip(1e-9) * np.arctan2(sin, seen @ bone[:, None])
+                local = turn @ frames[j - 1]  # components along flexion, abduction, twist
+                local = np.clip(local, low[j - 1] + margin[j - 1], high[j - 1] - margin[j - 1])
+                angles[:, j - 1] = local
+                parent = parent @ axis_angle_to_matrix(local @ frames[j - 1].T)
+        angles[~np.asarray(track.valid)] = 0.0
+        return angles
+
+    def rest_keypoints(self) -> np.ndarray:
+        """(21, 3) keypoints of the flat hand at rest, mean shape, wrist at the origin."""
+        zero = torch.zeros(1, 3, device=self.device)
+        with torch.no_grad():
+            rest = self.layer(zero, zero.new_zeros(1, 15, 3), zero.new_zeros(1, 10))
+        return rest[0].cpu().numpy()
+
     def initial_transl(self, track: KeypointTrack, size_3d: float) -> np.ndarray:
         """(T, 3) wrist positions from the pixels: depth from the palm's size in the image."""
         px = np.nan_to_num(track.pixels)
@@ -164,12 +205,14 @@ class HandFitter:
         return np.concatenate([xy, depth[:, None]], axis=1)
 
     def fit(self, track: KeypointTrack, settings: FitSettings | None = None) -> FitResult:
-        """Optimise all frames of the track at once; returns the fitted parameters.
+        """Fit every frame of the track (one shape for all); returns the parameters.
 
         Runs torch on one CPU thread: the problem is small (overhead-bound, no faster on two),
         and one thread makes the result independent of how busy the machine is, which a
         resumed capture needs to end with the same take.
         """
+        if not np.asarray(track.valid).any():
+            raise ValueError("the track has no frame with the hand in it")
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
@@ -177,113 +220,240 @@ class HandFitter:
         finally:
             torch.set_num_threads(threads)
 
-    def _fit(self, track: KeypointTrack, settings: FitSettings) -> FitResult:
-        dev, t = self.device, track.num_frames
-        valid = torch.as_tensor(track.valid, device=dev)
-        rest_kp = self.layer(
-            torch.zeros(1, 3, device=dev), torch.zeros(1, 15, 3, device=dev),
-            torch.zeros(1, 10, device=dev),
-        )[0]  # fmt: skip
-        palm_size = float((rest_kp[9] - rest_kp[0]).norm())
+    def _fit(self, track: KeypointTrack, s: FitSettings) -> FitResult:
+        """Levenberg-Marquardt with a damping per frame (frames differ in how hard they are):
+        a frame takes its step only when the step lowers its cost; the shared shape takes its
+        step when that lowers the total."""
+        problem = _Problem(self, track, s)
+        x, betas = problem.start()
+        costs = problem.frame_costs(x, betas)
+        damping = torch.full((len(x),), 1e-3, dtype=torch.float64)
+        shape_damping, steps = 1e-3, 0
+        while steps < s.iterations:
+            steps += 1
+            before = float(costs.sum()) + problem.shape_cost(betas)
+            solved = problem.solve(x, betas, damping, shape_damping)
+            if solved is None:
+                break
+            x_try, betas_try = x - solved[0], betas - solved[1]
+            tried = problem.frame_costs(x_try, betas_try)
+            kept = problem.frame_costs(x, betas_try)
+            better = tried < kept
+            after = float(torch.where(better, tried, kept).sum()) + problem.shape_cost(betas_try)
+            if after < before:
+                betas, costs = betas_try, torch.where(better, tried, kept)
+                shape_damping = max(shape_damping / 3, 1e-7)
+            else:
+                shape_damping = min(shape_damping * 5, 1e7)
+                tried = problem.frame_costs(x_try, betas)
+                better = tried < costs
+                costs = torch.where(better, tried, costs)
+                after = float(costs.sum()) + problem.shape_cost(betas)
+            x = torch.where(better[:, None], x_try, x)
+            damping = torch.where(better, damping / 3, damping * 5).clamp(1e-7, 1e7)
+            if better.any() and (before - after) < s.tolerance * before:
+                break
+            if not better.any() and bool((damping >= 1e7).all()):
+                break
+        total = float(costs.sum()) + problem.shape_cost(betas)
+        return problem.result(x, betas, total, steps)
 
-        orient = torch.tensor(self.initial_orient(track), dtype=torch.float32, device=dev)
-        raw = self._unbounded(torch.zeros(t, 15, 3, device=dev)).detach()
-        betas = torch.zeros(10, device=dev)
-        params = {"orient": orient, "raw": raw, "betas": betas}
-        world = pixels = None
+
+class _Problem:
+    """One track's Levenberg-Marquardt problem, in float64.
+
+    Per frame: orientation (3), raw joint angles (45, bounded through a sigmoid) and, with
+    pixels, translation (3, in centimetres: balances its scale against the angles'); one
+    shape (10) for the track. Residuals per frame: centred 3D landmarks (mm), reprojection
+    (px, Huber through reweighting) and twist about each bone (rad), each weighted as
+    ``FitSettings`` says and divided by the number of frames seen.
+    """
+
+    def __init__(self, fitter: HandFitter, track: KeypointTrack, s: FitSettings):
+        f64 = torch.float64
+        self.fitter, self.track, self.s = fitter, track, s
+        self.layer = fitter.layer64
+        self.frames = fitter.frames.to(dtype=f64, device="cpu")
+        self.low, self.high = fitter.low.double().cpu(), fitter.high.double().cpu()
+        self.valid = torch.as_tensor(np.asarray(track.valid))
+        self.t = len(self.valid)
+        n = float(self.valid.sum())
+        self.world = self.pixels = None
         if track.world is not None:
-            world = torch.tensor(np.nan_to_num(track.world), dtype=torch.float32, device=dev) * 1000
+            self.world = torch.tensor(np.nan_to_num(track.world), dtype=f64) * 1000
         if track.pixels is not None:
-            pixels = torch.tensor(np.nan_to_num(track.pixels), dtype=torch.float32, device=dev)
-            init = self.initial_transl(track, palm_size) - rest_kp[0].cpu().numpy()
-            # centimetres inside the optimiser: balances its curvature against the angles'
-            params["transl"] = torch.tensor(init * 100, dtype=torch.float32, device=dev)
-        center = torch.tensor(track.center, dtype=torch.float32, device=dev)
-        both = valid[1:] & valid[:-1]
+            self.pixels = torch.tensor(np.nan_to_num(track.pixels), dtype=f64)
+        self.center = torch.tensor(track.center, dtype=f64)
+        self.focal = float(track.focal)
+        self.scale = {
+            "world": np.sqrt(s.world_weight / 21 / n),
+            "pixel": np.sqrt(s.pixel_weight / 21 / n),
+            "twist": np.sqrt(s.twist_weight / n),
+        }
+        self.size = 51 if self.pixels is not None else 48
 
-        def objective(use_pixels: bool = True):
-            px = pixels if use_pixels else None
-            return self._loss(params, valid, both, world, px, track.focal, center, settings)
+    def start(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameters in closed form: Kabsch palm, bones pointed along the observed bones."""
+        f, track = self.fitter, self.track
+        orient = f.initial_orient(track)
+        angles = torch.tensor(f.initial_angles(track, orient))
+        # a little inside the limits: at a limit the sigmoid is flat and the joint would stick
+        frac = ((angles - self.low) / (self.high - self.low)).clamp(0.05, 0.95)
+        raw = torch.log(frac / (1 - frac))
+        x = torch.cat([torch.tensor(orient), raw.reshape(self.t, 45)], dim=1)
+        betas = torch.zeros(10, dtype=torch.float64)
+        if self.pixels is not None:
+            if self.world is not None:
+                kp = self.keypoints(x, betas)
+                transl = solve_translation(kp, self.pixels, self.focal, self.center)
+            else:
+                rest = torch.tensor(f.rest_keypoints(), dtype=torch.float64)
+                palm = float((rest[9] - rest[0]).norm())
+                transl = torch.tensor(f.initial_transl(track, palm)) - rest[0]
+            x = torch.cat([x, transl * 100], dim=1)
+        return x, betas
 
-        # 1. pose and shape from the 3D landmarks (or, without them, from the pixels)
-        first = {k: v for k, v in params.items() if world is None or k != "transl"}
-        for p in first.values():
-            p.requires_grad_(True)
-        optimizer = torch.optim.Adam(first.values(), lr=settings.learning_rate)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.iterations)
-        for _ in range(settings.iterations):
-            optimizer.zero_grad()
-            objective(use_pixels=world is None).backward()
-            optimizer.step()
-            schedule.step()
-        # 2. the translation that best reprojects the posed keypoints (closed form per frame)
-        if pixels is not None and world is not None:
-            with torch.no_grad():
-                kp = self.layer(
-                    params["orient"],
-                    self.angles_to_pose(self._bounded(params["raw"])),
-                    params["betas"][None].expand(t, 10),
-                )
-                params["transl"] = solve_translation(kp, pixels, track.focal, center) * 100
-        # 3. everything together, precisely
-        for p in params.values():
-            p.requires_grad_(True)
-        if settings.refine_iterations:
-            lbfgs = torch.optim.LBFGS(
-                params.values(), max_iter=settings.refine_iterations, line_search_fn="strong_wolfe"
-            )
+    def _split(self, x):
+        angles = self.low + (self.high - self.low) * torch.sigmoid(x[:, 3:48].reshape(-1, 15, 3))
+        pose = torch.einsum("jab,tjb->tja", self.frames, angles)
+        transl = x[:, 48:51] / 100 if x.shape[1] == 51 else None
+        return x[:, :3], angles, pose, transl
 
-            def closure():
-                lbfgs.zero_grad()
-                value = objective()
-                value.backward()
-                return value
+    def keypoints(self, x, betas) -> torch.Tensor:
+        orient, _, pose, transl = self._split(x)
+        return self.layer(orient, pose, betas.expand(len(x), 10), transl)
 
-            lbfgs.step(closure)
-        with torch.no_grad():
-            loss = self._loss(params, valid, both, world, pixels, track.focal, center, settings)
-            angles = self._bounded(params["raw"])
-            pose = self.angles_to_pose(angles)
-            betas = params["betas"][None].expand(t, 10)
-            transl = params["transl"] / 100 if "transl" in params else None
-            keypoints = self.layer(params["orient"], pose, betas, transl)
-        nan_transl = np.full((t, 3), np.nan)
+    def _pixel_error(self, kp) -> tuple[torch.Tensor, torch.Tensor]:
+        z = kp[..., 2:3].clamp(min=1e-3)
+        proj = kp[..., :2] / z * self.focal + self.center
+        return proj - self.pixels, z
+
+    def frame_costs(self, x, betas) -> torch.Tensor:
+        """(T,) each frame's share of the objective (``FitSettings``' weights, the true
+        Huber, divided by the frames seen); zero where the hand was not seen."""
+        s = self.s
+        orient, angles, pose, transl = self._split(x)
+        kp = self.layer(orient, pose, betas.expand(len(x), 10))
+        per_frame = s.twist_weight * angles[..., 2].square().sum(-1)
+        if self.world is not None:
+            diff = self._centred(kp * 1000) - self._centred(self.world)
+            per_frame = per_frame + s.world_weight * diff.square().sum(-1).mean(-1)
+        if self.pixels is not None:
+            err = self._pixel_error(kp + transl[:, None])[0].norm(dim=-1)
+            d = s.pixel_huber
+            huber = torch.where(err < d, err.square(), 2 * d * err - d * d)
+            per_frame = per_frame + s.pixel_weight * huber.mean(-1)
+        per_frame = torch.nan_to_num(per_frame, nan=float("inf"))
+        return torch.where(self.valid, per_frame, 0.0) / self.valid.sum().clamp(min=1)
+
+    def shape_cost(self, betas) -> float:
+        return self.s.shape_weight * float(betas.square().sum())
+
+    def cost(self, x, betas) -> float:
+        """The whole objective."""
+        return float(self.frame_costs(x, betas).sum()) + self.shape_cost(betas)
+
+    @staticmethod
+    def _centred(points):
+        return points - points.mean(-2, keepdim=True)
+
+    def linearize(self, x, betas):
+        """Residuals (T, R) and their derivatives (T, R, P) and (T, R, 10) at x, betas."""
+        s, t = self.s, len(x)
+        orient, angles, pose, transl = self._split(x)
+        kp, d_pose, d_betas = self.layer.jacobian(orient, pose, betas.expand(t, 10))
+        # joint angles -> axis-angles -> keypoints; raw -> angles through the sigmoid
+        sig = torch.sigmoid(x[:, 3:48].reshape(t, 15, 3))
+        d_angle = (self.high - self.low) * sig * (1 - sig)  # (T, 15, 3)
+        d_aa = self.frames * d_angle[:, :, None, :]  # (T, 15, 3, 3): d(axis-angle)/d(raw)
+        d_raw = torch.einsum("tkcja,tjab->tkcjb", d_pose[..., 1:, :], d_aa)
+        d_kp = torch.cat([d_pose[..., 0, :], d_raw.reshape(t, 21, 3, 45)], dim=-1)
+        residuals, jac_x, jac_b = [], [], []
+        if self.world is not None:
+            w = self.scale["world"] * 1000
+            residuals.append((self._centred(kp * 1000) - self._centred(self.world)).reshape(t, 63)
+                             * self.scale["world"])  # fmt: skip
+            jac = (d_kp - d_kp.mean(1, keepdim=True)) * w
+            jac_x.append(jac.reshape(t, 63, 48))
+            jac_b.append(((d_betas - d_betas.mean(1, keepdim=True)) * w).reshape(t, 63, 10))
+        if self.pixels is not None:
+            cam = kp + transl[:, None]
+            err, z = self._pixel_error(cam)
+            # Huber through reweighting: weight 1 inside pixel_huber, huber/error beyond
+            norm = err.norm(dim=-1, keepdim=True)
+            d = s.pixel_huber
+            weight = torch.where(norm < d, torch.ones_like(norm), (d / norm.clamp(min=1e-9)))
+            weight = weight.sqrt() * self.scale["pixel"]
+            residuals.append((err * weight).reshape(t, 42))
+            # d(projection)/d(camera point): f / z [[1, 0, -x/z], [0, 1, -y/z]]
+            d_proj = torch.zeros(t, 21, 2, 3, dtype=torch.float64)
+            d_proj[..., 0, 0] = d_proj[..., 1, 1] = 1.0
+            d_proj[..., :, 2] = -cam[..., :2] / z
+            d_proj = d_proj * (self.focal / z)[..., None] * weight[..., None]
+            jx = torch.einsum("tkpc,tkcq->tkpq", d_proj, d_kp)
+            jt = d_proj / 100
+            jac_x.append(torch.cat([jx, jt], dim=-1).reshape(t, 42, 51))
+            jac_b.append(torch.einsum("tkpc,tkcs->tkps", d_proj, d_betas).reshape(t, 42, 10))
+            if self.world is not None:
+                jac_x[0] = torch.cat([jac_x[0], jac_x[0].new_zeros(t, 63, 3)], dim=-1)
+        twist = angles[..., 2] * self.scale["twist"]
+        jt = torch.zeros(t, 15, self.size, dtype=torch.float64)
+        rows = torch.arange(15)
+        jt[:, rows, 3 + 3 * rows + 2] = d_angle[..., 2] * self.scale["twist"]
+        residuals.append(twist)
+        jac_x.append(jt)
+        jac_b.append(torch.zeros(t, 15, 10, dtype=torch.float64))
+        keep = self.valid.to(torch.float64)
+        r = torch.cat(residuals, dim=1) * keep[:, None]
+        jx = torch.cat(jac_x, dim=1) * keep[:, None, None]
+        jb = torch.cat(jac_b, dim=1) * keep[:, None, None]
+        return r, jx, jb
+
+    def solve(self, x, betas, damping: torch.Tensor, shape_damping: float):
+        """The damped Gauss-Newton step (d_x, d_betas) to subtract, or None if singular.
+
+        The normal equations couple the frames only through the shape: each frame's block is
+        solved on its own and the shape from the Schur complement.
+        """
+        r, jx, jb = self.linearize(x, betas)
+        p = self.size
+        m = torch.cat([jx, jb, r[..., None]], dim=-1)
+        normal = m.transpose(1, 2) @ m  # every product of the normal equations at once
+        a, b, gx = normal[:, :p, :p], normal[:, :p, p : p + 10], normal[:, :p, p + 10 :]
+        sw = self.s.shape_weight
+        eye10 = torch.eye(10, dtype=torch.float64)
+        c = normal[:, p : p + 10, p : p + 10].sum(0) + sw * eye10
+        gb = normal[:, p : p + 10, p + 10 :].sum(0) + sw * betas[:, None]
+        eye = torch.eye(self.size, dtype=torch.float64)
+        diag = torch.diagonal(a, dim1=1, dim2=2)[..., None] * eye + 1e-6 * eye
+        a = a + damping[:, None, None] * diag
+        c = c + shape_damping * (torch.diagonal(c) + 1e-6) * eye10
+        try:
+            solved = torch.linalg.solve(a, torch.cat([b, gx], dim=-1))
+            a_b, a_g = solved[..., :10], solved[..., 10:]
+            schur = c - (b.transpose(1, 2) @ a_b).sum(0)
+            d_betas = torch.linalg.solve(schur, gb - (b.transpose(1, 2) @ a_g).sum(0))
+        except torch.linalg.LinAlgError:
+            return None
+        d_x = (a_g - a_b @ d_betas)[..., 0]
+        if not (torch.isfinite(d_x).all() and torch.isfinite(d_betas).all()):
+            return None
+        return d_x, d_betas[:, 0]
+
+    def result(self, x, betas, cost: float, steps: int) -> FitResult:
+        """Parameters as numpy; frames without the hand take the nearest fitted frame's."""
+        seen = np.flatnonzero(self.valid.numpy())
+        nearest = seen[np.abs(np.arange(self.t)[:, None] - seen[None]).argmin(1)]
+        x = x[torch.as_tensor(nearest)]
+        orient, angles, pose, transl = self._split(x)
+        keypoints = self.layer(orient, pose, betas.expand(self.t, 10), transl)
         return FitResult(
-            global_orient=params["orient"].detach().cpu().numpy().astype(np.float64),
-            hand_pose=pose.cpu().numpy().astype(np.float64),
-            betas=params["betas"].detach().cpu().numpy().astype(np.float64),
-            transl=nan_transl if transl is None else transl.detach().cpu().numpy().astype(float),
-            keypoints=keypoints.cpu().numpy().astype(np.float64),
-            angles=angles.cpu().numpy().astype(np.float64),
-            loss=float(loss),
+            global_orient=orient.numpy().copy(),
+            hand_pose=pose.numpy(),
+            betas=betas.numpy().copy(),
+            transl=np.full((self.t, 3), np.nan) if transl is None else transl.numpy().copy(),
+            keypoints=keypoints.numpy(),
+            angles=angles.numpy(),
+            loss=cost,
+            iterations=steps,
         )
-
-    def _loss(self, params, valid, both, world, pixels, focal, center, s: FitSettings):
-        t = len(valid)
-        angles = self._bounded(params["raw"])
-        pose = self.angles_to_pose(angles)
-        betas = params["betas"][None].expand(t, 10)
-        kp = self.layer(params["orient"], pose, betas) * 1000  # mm, wrist-rotated, no transl
-        n = valid.sum().clamp(min=1)
-        loss = s.shape_weight * params["betas"].square().sum()
-        loss = loss + s.twist_weight * (angles[..., 2].square().sum(-1) * valid).sum() / n
-        if world is not None:
-            diff = (kp - kp.mean(1, keepdim=True)) - (world - world.mean(1, keepdim=True))
-            loss = loss + s.world_weight * (diff.square().sum(-1).mean(-1) * valid).sum() / n
-        if pixels is not None:
-            cam = kp / 1000 + params["transl"][:, None] / 100
-            proj = cam[..., :2] / cam[..., 2:3].clamp(min=1e-3) * focal + center
-            err = (proj - pixels).norm(dim=-1)
-            huber = torch.where(
-                err < s.pixel_huber, err.square(), 2 * s.pixel_huber * err - s.pixel_huber**2
-            )
-            loss = loss + s.pixel_weight * (huber.mean(-1) * valid).sum() / n
-        if t > 2 and s.temporal_weight > 0:
-            # acceleration, not velocity: steady motion costs nothing, jitter does
-            three = both[1:] & both[:-1]
-            smooth = second_difference(angles).square().sum((-1, -2))
-            smooth = smooth + second_difference(params["orient"]).square().sum(-1)
-            if "transl" in params:
-                smooth = smooth + second_difference(params["transl"]).square().sum(-1)
-            loss = loss + s.temporal_weight * (smooth * three).sum() / three.sum().clamp(min=1)
-        return loss

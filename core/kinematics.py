@@ -64,6 +64,15 @@ class KeypointLayer(nn.Module):
             order += level
         self.parent_joint = torch.tensor([max(p, 0) for p in PARENTS])
         self.joint_slot = torch.tensor([order.index(j) for j in range(16)])
+        # below[j, m]: joint m lies strictly below joint j; subtree adds j itself
+        below = np.zeros((16, 16))
+        for m in range(16):
+            j = PARENTS[m]
+            while j >= 0:
+                below[j, m] = 1.0
+                j = PARENTS[j]
+        self.register_buffer("below", torch.tensor(below, dtype=torch.float32))
+        self.register_buffer("subtree", torch.tensor(below + np.eye(16), dtype=torch.float32))
 
     def rest_joints(self, betas: torch.Tensor) -> torch.Tensor:
         """(B, 10) -> (B, 16, 3) rest joints for these shapes."""
@@ -71,6 +80,11 @@ class KeypointLayer(nn.Module):
 
     def forward(self, global_orient, hand_pose, betas, transl=None) -> torch.Tensor:
         """(B, 3), (B, 15, 3), (B, 10), (B, 3) -> (B, 21, 3) keypoints, project order."""
+        keypoints = self._pose(global_orient, hand_pose, betas)["keypoints"]
+        return keypoints if transl is None else keypoints + transl[:, None]
+
+    def _pose(self, global_orient, hand_pose, betas) -> dict[str, torch.Tensor]:
+        """Forward kinematics with its intermediate results (what ``jacobian`` needs too)."""
         b = global_orient.shape[0]
         pose = torch.cat([global_orient[:, None], hand_pose.reshape(b, 15, 3)], dim=1)
         rot = axis_angle_to_matrix(pose)  # (B, 16, 3, 3)
@@ -92,7 +106,66 @@ class KeypointLayer(nn.Module):
         moved = torch.einsum("bjcd,bjtd->bjtc", g_rot, local) + g_pos[:, :, None]
         tips = torch.einsum("tj,bjtc->btc", self.tips_weights, moved)
         keypoints = torch.cat([g_pos, tips], dim=1)[:, self.order]
-        return keypoints if transl is None else keypoints + transl[:, None]
+        return {"keypoints": keypoints, "pose": pose, "g_rot": g_rot, "g_pos": g_pos,
+                "moved": moved}  # fmt: skip
+
+    def jacobian(self, global_orient, hand_pose, betas):
+        """Keypoints and their derivatives, in closed form: what Gauss-Newton fitting needs.
+
+        Returns (B, 21, 3) keypoints, (B, 21, 3, 16, 3) derivatives with respect to the 16
+        axis-angle vectors (global orientation first, then ``hand_pose``), and (B, 21, 3, 10)
+        with respect to the shape. A joint's rotation turns everything below it about the
+        joint: a change of its axis-angle by d turns them by w = G J_r d in the world (G the
+        joint's posed rotation, J_r the right Jacobian of SO(3)), which moves a point p by
+        w x (p - joint). The fingertips' pose correctives (zero for the open hand model) are
+        left out of the derivatives, so with MANO they are very close rather than exact.
+        """
+        out = self._pose(global_orient, hand_pose, betas)
+        g_rot, g_pos, moved = out["g_rot"], out["g_pos"], out["moved"]
+        w = g_rot @ right_jacobian(out["pose"])  # (B, 16, 3, 3): d(axis-angle) -> world turn
+        # lever arms (B, 21 joints-and-tips, 16 joints, 3) from each joint to what it moves
+        joints = (g_pos[:, None] - g_pos[:, :, None]) * self.below[..., None]  # [b, j, m]
+        joints = joints.transpose(1, 2)  # [b, m, j]: joint m as moved by joint j
+        weights = self.tips_weights[:, None, :] * self.subtree  # (5 tips, 16 j, 16 m)
+        tips = torch.einsum("tjm,bmtc->btjc", weights, moved)
+        tips = tips - weights.sum(-1)[None, :, :, None] * g_pos[:, None]
+        lever = torch.cat([joints, tips], dim=1)[:, self.order]  # (B, 21, 16, 3)
+        d_pose = -torch.einsum("bkjcd,bjde->bkcje", skew(lever), w)
+        # shape: rest joints move with the shape, and each posed joint follows its parent
+        dirs = self.joints_dirs  # (16, 3, 10)
+        offsets = dirs - dirs[self.parent_joint]
+        d_joint = [None] * 16
+        d_joint[0] = dirs[0].expand(len(betas), 3, 10)
+        for j in range(1, 16):
+            p = self.parents[j]
+            d_joint[j] = d_joint[p] + g_rot[:, p] @ offsets[j]
+        d_joint = torch.stack(d_joint, dim=1)  # (B, 16, 3, 10)
+        tip_offsets = self.tips_dirs[None, :, :, :] - dirs[:, None]  # (16, 5, 3, 10)
+        d_tips = torch.einsum("bjcd,jtds->bjtcs", g_rot, tip_offsets) + d_joint[:, :, None]
+        d_tips = torch.einsum("tj,bjtcs->btcs", self.tips_weights, d_tips)
+        d_betas = torch.cat([d_joint, d_tips], dim=1)[:, self.order]
+        return out["keypoints"], d_pose, d_betas
+
+
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3) cross-product matrices: skew(a) @ b == a x b."""
+    zero = torch.zeros_like(v[..., 0])
+    x, y, z = v.unbind(-1)
+    rows = (zero, -z, y), (z, zero, -x), (-y, x, zero)
+    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
+
+
+def right_jacobian(axis_angle: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3): R(a + d) = R(a) exp(J_r(a) d) to first order in d."""
+    theta2 = axis_angle.square().sum(-1)[..., None, None]
+    small = theta2 < 1e-8
+    safe2 = torch.where(small, torch.ones_like(theta2), theta2)
+    safe = safe2.sqrt()
+    a = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(safe)) / safe2)
+    b = torch.where(small, 1 / 6 - theta2 / 120, (safe - torch.sin(safe)) / (safe2 * safe))
+    k = skew(axis_angle)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye - a * k + b * (k @ k)
 
 
 def joint_frames(model: HandModelData) -> np.ndarray:

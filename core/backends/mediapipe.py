@@ -24,6 +24,7 @@ from handmocap.core.observation import SIDES, Frame, HandObservation, project
 # Without a focal length from the user or the video, assume a 65 degree field of view across
 # the frame's longer side (typical of phone and webcam footage).
 DEFAULT_FOV_DEGREES = 65.0
+MAX_SIDE = 1280  # longest side of the frames given to MediaPipe (see MediaPipeBackend.prepare)
 INSTALL_HINT = (
     "the mediapipe backend needs mediapipe 0.10.21: make test / make demo install it into .venv; "
     "elsewhere: pip install --no-deps mediapipe==0.10.21 absl-py attrs flatbuffers "
@@ -144,6 +145,37 @@ class MediaPipeBackend:
 
     def landmarks(self, frames) -> list[list[Landmarks]]:
         return [self.landmarker(np.asarray(f)) for f in frames]
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """A frame as the landmarker needs it: at most ``MAX_SIDE`` pixels on its longer side
+        (MediaPipe looks at 192 and 224 pixel crops; this bounds memory on 4K footage), with
+        the factor back to the frame's pixels."""
+        long_side = max(image.shape[:2])
+        if long_side <= MAX_SIDE:
+            return image, 1.0
+        import cv2
+
+        scale = MAX_SIDE / long_side
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        return cv2.resize(image, size, interpolation=cv2.INTER_AREA), 1.0 / scale
+
+    def landmark_chunk(self, prepared: list) -> list[list[Landmarks]]:
+        """Landmarks of consecutive frames (from ``prepare``) with a landmarker of their own.
+
+        MediaPipe tracks hands from frame to frame; starting it afresh for each chunk makes a
+        chunk's landmarks depend on its own frames only, so chunks can run side by side (on
+        threads: MediaPipe releases the GIL while it infers) and a resumed capture sees the
+        same landmarks. Each frame is let go once seen, to bound memory.
+        """
+        out = []
+        with MediaPipeLandmarker(video=True, mirrored=self.landmarker.mirrored) as landmarker:
+            for k, (image, back) in enumerate(prepared):
+                hands = landmarker(image)
+                prepared[k] = None
+                for hand in hands:
+                    hand.pixels = hand.pixels * back
+                out.append(hands)
+        return out
 
     def __call__(self, frames) -> list[Frame]:
         """Landmarks (sides as MediaPipe says, corrected for mirroring), then the fit."""

@@ -114,7 +114,7 @@ def test_fitted_angles_stay_within_the_limits(fitters):
     with torch.no_grad():
         kp = fitter.layer(torch.zeros(4, 3), pose, torch.zeros(4, 10)).double().numpy()
     result = fitter.fit(KeypointTrack(world=kp + rng.normal(0, 1e-3, kp.shape)),
-                        FitSettings(iterations=60, refine_iterations=10))  # fmt: skip
+                        FitSettings(iterations=8))  # fmt: skip
     limits = joint_limits()
     assert (result.angles >= limits[..., 0] - 1e-6).all()
     assert (result.angles <= limits[..., 1] + 1e-6).all()
@@ -161,3 +161,38 @@ def test_kabsch_recovers_a_rotation():
 def test_track_needs_landmarks():
     with pytest.raises(ValueError, match="needs"):
         KeypointTrack()
+
+
+def test_keypoint_jacobian_matches_autograd(models):
+    """The closed-form derivatives the solver uses equal torch's autograd ones."""
+    g = torch.Generator().manual_seed(7)
+    for side in ("left", "right"):
+        layer = KeypointLayer(models[side]).double()
+        orient = torch.randn(3, 3, generator=g, dtype=torch.float64)
+        pose = 0.6 * torch.randn(3, 15, 3, generator=g, dtype=torch.float64)
+        betas = torch.randn(3, 10, generator=g, dtype=torch.float64)
+        keypoints, d_pose, d_betas = layer.jacobian(orient, pose, betas)
+        torch.testing.assert_close(keypoints, layer(orient, pose, betas))
+        jo, jp, jb = torch.autograd.functional.jacobian(layer, (orient, pose, betas))
+        for b in range(3):  # frames are independent: the block of frame b on itself
+            torch.testing.assert_close(d_pose[b, ..., 0, :], jo[b, :, :, b])
+            torch.testing.assert_close(d_pose[b, ..., 1:, :], jp[b, :, :, b])
+            torch.testing.assert_close(d_betas[b], jb[b, :, :, b])
+
+
+def test_fit_lowers_the_cost_below_its_closed_form_start(fitters):
+    """The solver improves on its closed-form start on noisy landmarks with a gap."""
+    rng = np.random.default_rng(11)
+    fitter = fitters["right"]
+    angles = angle_track(12, [BENT, CROSSED], rng)
+    _, track = synthetic(fitter, angles, rng)
+    track.world = track.world + rng.normal(0, 4e-3, track.world.shape)  # MediaPipe-like noise
+    track.pixels = track.pixels + rng.normal(0, 3.0, track.pixels.shape)
+    track.valid[4:6] = False
+    start = fitter.fit(track, FitSettings(iterations=0))
+    result = fitter.fit(track)
+    assert result.iterations > 0
+    assert result.loss < 0.8 * start.loss, (result.loss, start.loss)
+    # frames without the hand hold the nearest fitted frame's parameters
+    np.testing.assert_array_equal(result.hand_pose[4], result.hand_pose[3])
+    np.testing.assert_array_equal(result.hand_pose[5], result.hand_pose[6])
