@@ -1,10 +1,11 @@
-"""Software renderer speed: one model-sheet cell, one demo frame, the whole model sheet.
+"""Software renderer speed: one model-sheet cell, one preview frame, the whole model sheet.
 
 The renderer (core/render.py) fills every visible triangle with OpenCV, back to front, on the
 CPU; no GPU is involved. A model-sheet cell is one posed hand coloured by part with its
-skeleton (260 px, as ``handmocap draw-model``); a demo frame is both hands posed from a take
-and drawn through its 640x480 camera with the 2D keypoints (as ``handmocap demo``), posing
-included. Figures are medians after warm-up.
+skeleton (260 px, as ``handmocap draw-model``); a preview frame is both hands of a take drawn
+over a 640x480 frame as ``handmocap preview`` draws them (shaded preview surface, outline,
+keypoints; posing done beforehand, as the preview does for the whole take). Figures are
+medians after warm-up.
 
     .venv/bin/python bench/bench_render.py
 """
@@ -18,11 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 from common import device_args, median_seconds, peak_rss_mib, setup_torch, write_results
+from synthetic import FOCAL, FPS, HEIGHT, WIDTH, synthetic_performance
 
-from handmocap.core.demo import FOCAL, FPS, HEIGHT, WIDTH, render_take_frame, synthetic_performance
-from handmocap.core.handmodel import HandLayer
+from handmocap.core.handmodel import SIDES, HandLayer
+from handmocap.core.overlay import draw_overlay
 from handmocap.core.picture import model_sheet, pose_hand, render_cell
 from handmocap.core.poses import named_pose
+from handmocap.core.preview import posed_hands
 from handmocap.core.take import Take, TakeManifest, TakeWriter, read_take
 
 TAKE_FRAMES = 30
@@ -54,13 +57,16 @@ def bench_cell(layer: HandLayer) -> dict[str, Any]:
     return time_row("model-sheet cell (one hand, 260 px)", seconds)
 
 
-def bench_demo_frame(layer: HandLayer) -> dict[str, Any]:
+def bench_preview_frame(layer: HandLayer) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:
         take = demo_take(layer, Path(tmp))
     both = np.flatnonzero(take.arrays["left_present"] & take.arrays["right_present"])
-    frame = int(both[0])
-    seconds = median_seconds(lambda: render_take_frame(layer, take, frame), 20)
-    return time_row(f"demo frame (two hands, {WIDTH}x{HEIGHT}, posing included)", seconds)
+    hands = posed_hands(take, layer, "none")[int(both[0])]
+    faces = {s: layer.faces(s, drawing=True) for s in SIDES}
+    background = np.full((HEIGHT, WIDTH, 3), 200, np.uint8)
+    center = (WIDTH / 2, HEIGHT / 2)
+    seconds = median_seconds(lambda: draw_overlay(background, hands, faces, FOCAL, center), 20)
+    return time_row(f"preview frame (two hands over {WIDTH}x{HEIGHT})", seconds)
 
 
 def bench_sheet(layer: HandLayer) -> dict[str, Any]:
@@ -73,7 +79,7 @@ def main() -> None:
     setup_torch(device)
     layer = HandLayer.from_models_dir(None, "openhand")
     with torch.inference_mode():
-        results = [bench_cell(layer), bench_demo_frame(layer), bench_sheet(layer)]
+        results = [bench_cell(layer), bench_preview_frame(layer), bench_sheet(layer)]
     rss = peak_rss_mib()
     results.append({"setting": "peak RSS (process)", "mib": rss, "figure": f"{rss:.0f} MiB"})
     write_results("render", "cpu", results)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from common import device_args, median_seconds, setup_torch, write_results
+from synthetic import synthetic_performance
 
-from handmocap.core.demo import synthetic_performance
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.take import HandStatus, TakeManifest, TakeWriter, blank_frames, read_take
 

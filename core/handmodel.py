@@ -12,6 +12,7 @@ MANO's mean pose); ``betas`` (B, 10); ``transl`` (B, 3) metres, added after the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
@@ -44,6 +45,7 @@ class HandModelData:
     arrays: dict  # MANO pickle keys -> numpy arrays (J_regressor dense)
     fingertip_ids: np.ndarray  # (5,) vertex ids, thumb..pinky
     part_labels: np.ndarray  # (V,) 0..15, the joint that moves each vertex most
+    coarse_faces: np.ndarray | None = None  # a lighter surface over the same vertices
 
     @property
     def num_vertices(self) -> int:
@@ -52,6 +54,13 @@ class HandModelData:
     @property
     def faces(self) -> np.ndarray:
         return np.asarray(self.arrays["f"], dtype=np.int64)
+
+    @property
+    def drawing_faces(self) -> np.ndarray:
+        """The faces to draw in previews: the coarse surface where the model has one."""
+        if self.coarse_faces is None:
+            return self.faces
+        return np.asarray(self.coarse_faces, dtype=np.int64)
 
 
 def default_models_dir() -> Path | None:
@@ -103,7 +112,12 @@ def load_open_hand(side: str) -> HandModelData:
 
     path = open_model_path(side)
     arrays = load_mano_pickle(path)
-    return _model_data(side, "openhand", path, arrays, arrays["fingertip_ids"])
+    data = _model_data(side, "openhand", path, arrays, arrays["fingertip_ids"])
+    coarse = OPEN_MODEL_DIR / "OPENHAND_PREVIEW.npz"
+    if coarse.is_file():
+        with np.load(coarse) as faces:
+            data = dataclasses.replace(data, coarse_faces=faces[side])
+    return data
 
 
 def load_mano(models_dir: Path, side: str) -> HandModelData:
@@ -190,8 +204,10 @@ class HandLayer(nn.Module):
     def from_models_dir(cls, models_dir: Path | None = None, kind: str = "auto") -> HandLayer:
         return cls(load_hand_models(models_dir, kind))
 
-    def faces(self, side: str) -> np.ndarray:
-        return self.models[_check_side(side)].faces
+    def faces(self, side: str, drawing: bool = False) -> np.ndarray:
+        """The side's faces (``drawing``: the lighter surface that previews draw)."""
+        model = self.models[_check_side(side)]
+        return model.drawing_faces if drawing else model.faces
 
     def forward(
         self,

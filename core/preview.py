@@ -1,14 +1,15 @@
 """Preview of a take: the reconstructed hands drawn over the original frames.
 
-``render_preview`` writes an H.264 video (PyAV) of the footage with each hand's shaded mesh,
+``write_preview`` writes an H.264 video (PyAV) of the footage with each hand's shaded mesh,
 its outline and its 21 keypoints on top (left and right in different colours), after the
-chosen smoothing; ``contact_sheet`` puts evenly spaced frames of the same into one PNG, so a
-person can judge a capture at a glance.
+chosen smoothing, and a contact sheet of evenly spaced frames of the same, so a person can
+judge a capture at a glance; one pass over the footage gives both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,45 +76,106 @@ def _source_frames(take: Take) -> Iterator:
         yield from stream
 
 
-def overlay_frames(take: Take, layer: HandLayer, smoothing: str = "offline") -> Iterator:
-    """(frame index, RGB image with the hands drawn) for every frame of the take."""
+def overlay_frames(
+    take: Take, layer: HandLayer, smoothing: str = "offline", only: set[int] | None = None
+) -> Iterator:
+    """(frame index, RGB image with the hands drawn) for every frame of the take, or for the
+    frame indices in ``only`` (the others are decoded but not drawn)."""
     hands = posed_hands(take, layer, smoothing)
     row_of = {int(i): r for r, i in enumerate(take.arrays["frame_index"])}
     m = take.manifest
-    faces = {s: layer.faces(s) for s in SIDES}
+    faces = {s: layer.faces(s, drawing=True) for s in SIDES}
     center = (m.width / 2.0, m.height / 2.0)
     for frame in _source_frames(take):
         r = row_of.get(frame.index)
-        if r is None:
+        if r is None or (only is not None and frame.index not in only):
             continue
-        image = draw_overlay(frame.image, hands[r], faces, m.focal_length, center)
+        image = draw_overlay(frame.image, hands[r], faces, m.focal_length, center, copy=False)
         yield frame.index, label(image, f"frame {frame.index}", org=(10, 30), scale=0.8)
 
 
-def render_preview(take: Take, layer: HandLayer, out: Path, smoothing: str = "offline") -> int:
-    """Write the overlay video (H.264, the take's frame rate); returns frames written."""
+def sheet_frames(take: Take, count: int = 12) -> set[int]:
+    """Frame indices of ``count`` evenly spaced frames of the take."""
+    if take.num_frames == 0:
+        raise HandmocapError(f"{take.path}: the take holds no frames")
+    rows = np.linspace(0, take.num_frames - 1, min(count, take.num_frames)).round().astype(int)
+    return {int(take.arrays["frame_index"][r]) for r in set(rows)}
+
+
+def tile_sheet(tiles: list[np.ndarray], columns: int, width: int) -> np.ndarray:
+    """Images in a grid of ``columns``, each scaled to ``width // columns`` pixels wide."""
+    import cv2
+
+    tile_w = width // columns
+    tiles = [
+        cv2.resize(
+            t, (tile_w, round(t.shape[0] * tile_w / t.shape[1])), interpolation=cv2.INTER_AREA
+        )
+        for t in tiles
+    ]
+    while len(tiles) % columns:
+        tiles.append(np.full_like(tiles[0], 255))
+    rows = [np.concatenate(tiles[i : i + columns], 1) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, 0)
+
+
+@dataclass
+class Preview:
+    frames: int  # frames written to the video (0 without one)
+    sheet: np.ndarray | None  # the contact sheet, RGB
+
+
+def write_preview(
+    take: Take,
+    layer: HandLayer,
+    video: Path | None = None,
+    sheet: bool = True,
+    smoothing: str = "offline",
+    count: int = 12,
+    columns: int = 4,
+    width: int = 1600,
+) -> Preview:
+    """The overlay video (H.264 at the take's frame rate) and/or the contact sheet of
+    ``count`` evenly spaced frames, in one pass over the footage."""
     from fractions import Fraction
 
     import av
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with av.open(str(out), "w") as container:
+    wanted = sheet_frames(take, count) if sheet else set()
+    tiles, written = [], 0
+    container = stream = None
+    if video is not None:
+        video.parent.mkdir(parents=True, exist_ok=True)
+        container = av.open(str(video), "w")
         stream = container.add_stream(
             "libx264", rate=Fraction(take.manifest.fps).limit_denominator(1001)
         )
         stream.width = take.manifest.width - take.manifest.width % 2
         stream.height = take.manifest.height - take.manifest.height % 2
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20"}
-        for _, image in overlay_frames(take, layer, smoothing):
-            image = np.ascontiguousarray(image[: stream.height, : stream.width])
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+        stream.options = {"crf": "22", "preset": "ultrafast"}
+    try:
+        only = None if video is not None else wanted
+        for index, image in overlay_frames(take, layer, smoothing, only):
+            if index in wanted:
+                tiles.append(image.copy())
+            if stream is not None:
+                image = np.ascontiguousarray(image[: stream.height, : stream.width])
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+                written += 1
+        if stream is not None:
+            for packet in stream.encode():
                 container.mux(packet)
-            count += 1
-        for packet in stream.encode():
-            container.mux(packet)
-    return count
+    finally:
+        if container is not None:
+            container.close()
+    return Preview(written, tile_sheet(tiles, columns, width) if tiles else None)
+
+
+def render_preview(take: Take, layer: HandLayer, out: Path, smoothing: str = "offline") -> int:
+    """Write the overlay video; returns the frames written."""
+    return write_preview(take, layer, out, sheet=False, smoothing=smoothing).frames
 
 
 def contact_sheet(
@@ -121,21 +183,4 @@ def contact_sheet(
     smoothing: str = "offline",
 ) -> np.ndarray:  # fmt: skip
     """Evenly spaced frames of the overlay in a grid, RGB uint8 about ``width`` pixels wide."""
-    import cv2
-
-    if take.num_frames == 0:
-        raise HandmocapError(f"{take.path}: the take holds no frames")
-    wanted = set(
-        np.linspace(0, take.num_frames - 1, min(count, take.num_frames)).round().astype(int)
-    )
-    indices = {int(take.arrays["frame_index"][r]) for r in wanted}
-    tiles = []
-    tile_w = width // columns
-    for index, image in overlay_frames(take, layer, smoothing):
-        if index in indices:
-            h = round(image.shape[0] * tile_w / image.shape[1])
-            tiles.append(cv2.resize(image, (tile_w, h), interpolation=cv2.INTER_AREA))
-    while len(tiles) % columns:
-        tiles.append(np.full_like(tiles[0], 255))
-    rows = [np.concatenate(tiles[i : i + columns], 1) for i in range(0, len(tiles), columns)]
-    return np.concatenate(rows, 0)
+    return write_preview(take, layer, None, True, smoothing, count, columns, width).sheet

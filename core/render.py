@@ -78,8 +78,8 @@ def draw_meshes(image: np.ndarray, meshes: list[Mesh], project) -> np.ndarray:
     order = np.argsort(-depths)
     fixed = np.round(polys * 16).astype(np.int32)  # 4 fractional bits for smooth edges
     colors = np.clip(shades * 255, 0, 255).astype(np.uint8)
-    for i in order:
-        cv2.fillConvexPoly(image, fixed[i], colors[i].tolist(), cv2.LINE_AA, shift=4)
+    for poly, color in zip(list(fixed[order]), colors[order].tolist(), strict=True):
+        cv2.fillConvexPoly(image, poly, color, cv2.LINE_AA, 4)
     return image
 
 

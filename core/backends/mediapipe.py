@@ -25,6 +25,7 @@ from handmocap.core.observation import SIDES, Frame, HandObservation, project
 # the frame's longer side (typical of phone and webcam footage).
 DEFAULT_FOV_DEGREES = 65.0
 MAX_SIDE = 1280  # longest side of the frames given to MediaPipe (see MediaPipeBackend.prepare)
+SEARCH_EVERY = 8  # frames between looks for a second hand (see MediaPipeBackend.landmark_chunk)
 INSTALL_HINT = (
     "the mediapipe backend needs mediapipe 0.10.21: make test / make demo install it into .venv; "
     "elsewhere: pip install --no-deps mediapipe==0.10.21 absl-py attrs flatbuffers "
@@ -126,8 +127,10 @@ class MediaPipeBackend:
         mirrored: bool = False,
         fit: FitSettings | None = None,
         device: str | torch.device = "cpu",
+        search_every: int = SEARCH_EVERY,
     ):
         self.layer = hand_layer
+        self.search_every = search_every
         self.focal = focal
         self.fit_settings = fit if fit is not None else FitSettings()
         self.landmarker = MediaPipeLandmarker(video=video, mirrored=mirrored)
@@ -160,21 +163,70 @@ class MediaPipeBackend:
         return cv2.resize(image, size, interpolation=cv2.INTER_AREA), 1.0 / scale
 
     def landmark_chunk(self, prepared: list) -> list[list[Landmarks]]:
-        """Landmarks of consecutive frames (from ``prepare``) with a landmarker of their own.
+        """Landmarks of consecutive frames (from ``prepare``) with landmarkers of their own.
 
         MediaPipe tracks hands from frame to frame; starting it afresh for each chunk makes a
         chunk's landmarks depend on its own frames only, so chunks can run side by side (on
         threads: MediaPipe releases the GIL while it infers) and a resumed capture sees the
-        same landmarks. Each frame is let go once seen, to bound memory.
+        same landmarks.
+
+        While it tracks fewer than two hands, MediaPipe looks for more with its palm detector
+        on every frame, which doubles the work when one hand is in view. Here a one-hand
+        landmarker follows the hand instead, and a two-hand one looks for a second hand every
+        ``search_every`` frames; when it finds one, the frames since its last look are
+        landmarked again with both hands (so no frame misses the new hand), and the two-hand
+        landmarker goes on until a hand is lost. Frames are let go once no look can return
+        to them, which bounds memory.
         """
-        out = []
-        with MediaPipeLandmarker(video=True, mirrored=self.landmarker.mirrored) as landmarker:
-            for k, (image, back) in enumerate(prepared):
-                hands = landmarker(image)
-                prepared[k] = None
-                for hand in hands:
-                    hand.pixels = hand.pixels * back
-                out.append(hands)
+        n, every = len(prepared), max(1, self.search_every)
+        out: list[list[Landmarks]] = [[] for _ in range(n)]
+        mirrored = self.landmarker.mirrored
+
+        def run(graph: MediaPipeLandmarker, k: int) -> list[Landmarks]:
+            image, back = prepared[k]
+            hands = graph(image)
+            for hand in hands:
+                hand.pixels = hand.pixels * back
+            return hands
+
+        both = MediaPipeLandmarker(video=True, max_hands=2, mirrored=mirrored)
+        one = search = None
+        looked = 0  # the last frame searched for a second hand while one hand was followed
+        try:
+            k = freed = 0
+            while k < n:
+                if one is None:  # both hands followed, or none: MediaPipe as it is
+                    out[k] = run(both, k)
+                    if len(out[k]) == 1 and every > 1:  # follow it alone
+                        one = MediaPipeLandmarker(video=True, max_hands=1, mirrored=mirrored)
+                        looked = k
+                else:
+                    out[k] = run(one, k)
+                    again = None
+                    if not out[k]:  # lost: MediaPipe as it is from this frame
+                        again = k
+                    elif k - looked >= every:
+                        if search is None:
+                            search = MediaPipeLandmarker(video=False, mirrored=mirrored)
+                        if len(run(search, k)) >= 2:  # a second hand: from the last search on
+                            again = looked + 1
+                        looked = k
+                    if again is not None:
+                        one.close()
+                        one = None
+                        both.close()
+                        both = MediaPipeLandmarker(video=True, max_hands=2, mirrored=mirrored)
+                        for j in range(again, k + 1):
+                            out[j] = run(both, j)
+                keep = looked + 1 if one is not None else k + 1  # no search goes back further
+                while freed < keep:
+                    prepared[freed] = None
+                    freed += 1
+                k += 1
+        finally:
+            for graph in (both, one, search):
+                if graph is not None:
+                    graph.close()
         return out
 
     def __call__(self, frames) -> list[Frame]:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, backend=None) -> int:
         })  # fmt: skip
         if target is not None:
             focal, center = backend.camera(frame.shape)
-            faces = {s: backend.layer.faces(s) for s in ("left", "right")}
+            faces = {s: backend.layer.faces(s, drawing=True) for s in ("left", "right")}
             target.parent.mkdir(parents=True, exist_ok=True)
             save_png(target, draw_overlay(frame, hands, faces, focal, center))
             report[-1]["overlay"] = str(target)

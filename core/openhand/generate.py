@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import nnls
+from scipy.spatial import cKDTree
 
 from handmocap.core.openhand import anatomy as A
 
@@ -30,6 +31,7 @@ VOXEL_MM = 1.2
 EDGE_MM = 4.0
 N_SHAPE = 10
 N_POSE_BASIS = 135  # 15 joints x 9 rotation-matrix entries, as MANO's posedirs
+PREVIEW_FACES = 1400  # faces of the coarser surface that previews draw
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,11 +444,36 @@ def build_right_model(voxel: float = VOXEL_MM, edge: float = EDGE_MM) -> dict:
     }
 
 
+def preview_faces(verts: np.ndarray, faces: np.ndarray, target: int = PREVIEW_FACES) -> np.ndarray:
+    """A coarser triangulation of the same surface over a subset of the same vertices.
+
+    Quadric edge collapse without moving vertices, so the faces index the model's own posed
+    vertices: previews draw a quarter of the triangles and look the same at video sizes.
+    """
+    import pymeshlab
+
+    meshes = pymeshlab.MeshSet()
+    meshes.add_mesh(pymeshlab.Mesh(verts, faces))
+    meshes.meshing_decimation_quadric_edge_collapse(
+        targetfacenum=target, optimalplacement=False, preservetopology=True
+    )
+    kept = meshes.current_mesh()
+    distance, lookup = cKDTree(verts).query(kept.vertex_matrix())
+    if distance.max() > 1e-6 or len(set(lookup.tolist())) != len(lookup):  # MeshLab: float32
+        raise RuntimeError("decimation moved a vertex; the preview faces need the model's own")
+    return lookup[kept.face_matrix()].astype(np.uint32)
+
+
 def write_models(out_dir: Path, voxel: float = VOXEL_MM, edge: float = EDGE_MM):
-    """Write ``OPENHAND_RIGHT.pkl`` and ``OPENHAND_LEFT.pkl``; return their paths."""
+    """Write ``OPENHAND_RIGHT.pkl``, ``OPENHAND_LEFT.pkl`` and ``OPENHAND_PREVIEW.npz`` (the
+    coarser faces previews draw); return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     right = build_right_model(voxel, edge)
-    paths = []
+    coarse = preview_faces(right["v_template"], right["f"])
+    preview = out_dir / "OPENHAND_PREVIEW.npz"
+    np.savez(preview, right=coarse, left=coarse[:, ::-1].copy())
+    print(f"wrote {preview} ({len(coarse)} faces a side, for previews)")
+    paths = [preview]
     for side, model in (("RIGHT", right), ("LEFT", mirror(right))):
         path = out_dir / f"OPENHAND_{side}.pkl"
         data = pickle.dumps(model, protocol=2)
@@ -459,7 +486,7 @@ def write_models(out_dir: Path, voxel: float = VOXEL_MM, edge: float = EDGE_MM):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder for the .pkl files")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the model files")
     parser.add_argument("--voxel", type=float, default=VOXEL_MM, help="marching-cubes grid, mm")
     parser.add_argument("--edge", type=float, default=EDGE_MM, help="target edge length, mm")
     args = parser.parse_args(argv)
