@@ -10,6 +10,7 @@ which is rebuilt from the take when resuming (MediaPipe's own tracking restarts 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -51,9 +52,9 @@ def choose_backend(requested: str, models_dir: Path | None) -> tuple[str, str]:
         raise HandmocapError("the dir backend is not built yet in this version of handmocap")
     if requested != "auto":
         return requested, "as requested"
-    from handmocap.core.backends.acr import missing_files
+    from handmocap.core.models_dir import acr_missing_files
 
-    acr_missing = missing_files(models_dir)
+    acr_missing = acr_missing_files(models_dir)
     if not acr_missing:
         return "acr", f"ACR's official weights and the MANO files are in {models_dir}"
     if importlib.util.find_spec("mediapipe") is not None:
@@ -194,36 +195,52 @@ def _groups(stream, start: int, chunk: int):
         yield start + current * chunk, frames[-1].index + 1, frames
 
 
-def _chunks(name: str, backend, groups, workers: int):
-    """(first, stop, frames without images, results) per chunk, in order.
+class _LandmarksAhead:
+    """MediaPipe's landmarks for the coming chunks, each chunk on a worker thread, while the
+    caller tracks, fits and writes the chunk before (and, at the start, loads the rest of
+    the capture: torch, the hand model). At most ``workers`` chunks of frames are held."""
 
-    MediaPipe's landmarks run ahead on ``workers`` threads, a chunk each, while the caller
-    tracks, fits and writes the chunk before; the other backends run here, a chunk at a time.
-    """
-    if name != "mediapipe":
-        for first, stop, frames in groups:
-            yield first, stop, frames, backend([f.image for f in frames])
-        return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
+    def __init__(self, hands, groups, workers: int):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
 
-    pending: deque = deque()
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="landmarks") as pool:
-        try:
-            for first, stop, frames in groups:
-                prepared = [backend.prepare(f.image) for f in frames]
-                frames = [replace(f, image=None) for f in frames]  # the worker holds them
-                job = pool.submit(backend.landmark_chunk, prepared)
-                pending.append((first, stop, frames, job))
-                while len(pending) >= max(1, workers):
-                    first, stop, frames, job = pending.popleft()
-                    yield first, stop, frames, job.result()
-            while pending:
-                first, stop, frames, job = pending.popleft()
-                yield first, stop, frames, job.result()
-        finally:
-            for *_, job in pending:
-                job.cancel()
+        self.hands, self.groups, self.workers = hands, groups, max(1, workers)
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="landmarks")
+        self.pending: deque = deque()
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self.pending) < self.workers:
+            group = next(self.groups, None)
+            if group is None:
+                return
+            first, stop, frames = group
+            prepared = [self.hands.prepare(f.image) for f in frames]
+            frames = [replace(f, image=None) for f in frames]  # the worker holds them
+            job = self.pool.submit(self.hands.landmark_chunk, prepared)
+            self.pending.append((first, stop, frames, job))
+
+    def __iter__(self):
+        """(first, stop, frames without images, landmarks) per chunk, in order."""
+        while self.pending:
+            first, stop, frames, job = self.pending.popleft()
+            landmarks = job.result()
+            self._fill()
+            yield first, stop, frames, landmarks
+
+    def __enter__(self) -> _LandmarksAhead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for *_, job in self.pending:
+            job.cancel()
+        self.pool.shutdown(wait=True)
+
+
+def _chunks(backend, groups):
+    """(first, stop, frames, observations) per chunk, a chunk at a time (network backends)."""
+    for first, stop, frames in groups:
+        yield first, stop, frames, backend([f.image for f in frames])
 
 
 def _track_chunk(name: str, backend, tracker, results, shape):
@@ -267,7 +284,7 @@ def capture(
     from dataclasses import asdict as dc_asdict
 
     from handmocap.core.progress import ProgressReporter
-    from handmocap.core.take import TakeManifest, TakeWriter, read_manifest
+    from handmocap.core.take import TakeManifest, TakeWriter, read_manifest, resume_frame
     from handmocap.core.tracking import HandTracker, TrackerSettings
     from handmocap.core.video import open_source
 
@@ -295,30 +312,46 @@ def capture(
     source = open_source(source_path, on_issue=on_issue)
     name, reason = choose_backend(settings.backend, models_dir)
     progress.message(f"backend: {name} ({reason})")
-    backend = build_backend(name, models_dir, settings, resolve_device(settings.device))
     shape = (source.height, source.width)
     end = settings.end
     if end is None and source.frame_count_exact:
         end = source.frame_count
     if end is not None and source.frame_count_exact:
         end = min(end, source.frame_count)
-    focal = float(backend.camera(shape)[0])
-    manifest = TakeManifest(
-        fps=float(source.fps),
-        width=source.width,
-        height=source.height,
-        backend=name,
-        hand_model=backend.layer.models["right"].model_id,
-        focal_length=focal,
-        source=source.source_identity(),
-        frame_count=None if end is None else end - settings.start,
-        start_frame=settings.start,
-        checkpoint="acr/wild.pkl" if name == "acr" else None,
-        settings={**settings.recorded(), "tracker": dc_asdict(TrackerSettings())},
-    )
     seen = {s: 0 for s in SIDES}
-    with TakeWriter(take_path, manifest, chunk_size=settings.chunk) as writer:
+    with contextlib.ExitStack() as stack:
+        ahead = None
+        if name == "mediapipe":
+            # MediaPipe needs neither torch nor a hand model: its landmarks start on the first
+            # chunks now, and the rest of the capture loads while they run
+            from handmocap.core.backends.mediapipe import MediaPipeHands
+
+            early = resume_frame(take_path)
+            early = settings.start if early is None else early
+            stream = stack.enter_context(source.frames(early, end))
+            groups = _groups(stream, settings.start, settings.chunk)
+            ahead = stack.enter_context(_LandmarksAhead(MediaPipeHands(), groups, settings.workers))
+        backend = build_backend(name, models_dir, settings, resolve_device(settings.device))
+        focal = float(backend.camera(shape)[0])
+        manifest = TakeManifest(
+            fps=float(source.fps),
+            width=source.width,
+            height=source.height,
+            backend=name,
+            hand_model=backend.layer.models["right"].model_id,
+            focal_length=focal,
+            source=source.source_identity(),
+            frame_count=None if end is None else end - settings.start,
+            start_frame=settings.start,
+            checkpoint="acr/wild.pkl" if name == "acr" else None,
+            settings={**settings.recorded(), "tracker": dc_asdict(TrackerSettings())},
+        )
+        writer = stack.enter_context(TakeWriter(take_path, manifest, chunk_size=settings.chunk))
         begin = writer.next_frame
+        if ahead is not None and begin != early:
+            raise HandmocapError(
+                f"{take_path}: the take changed while this capture started; run it again"
+            )
         resumed = begin if begin > settings.start else None
         tracker = _load_state(take_path, begin) if resumed is not None else HandTracker()
         if resumed is not None:
@@ -328,22 +361,25 @@ def capture(
         progress.start(backend=name, take=str(take_path), source=str(source_path))
         if begin > settings.start:
             progress.advance(begin - settings.start)  # the part done by an earlier run
-        with source.frames(begin, end) as stream:
-            groups = _groups(stream, settings.start, settings.chunk)
-            for first, stop, frames, results in _chunks(name, backend, groups, settings.workers):
-                records = _track_chunk(name, backend, tracker, results, shape)
-                # the state that the next chunk starts from exists before this chunk does
-                _save_state(take_path, stop, tracker.state())
-                by_index = dict(zip((f.index for f in frames), records, strict=True))
-                stamps = {f.index: f.timestamp for f in frames}
-                indices = list(range(first, stop))
-                hands = [by_index.get(i, {}) for i in indices]
-                times = [stamps.get(i, i / source.fps) for i in indices]
-                for record in hands:
-                    for side in SIDES:
-                        seen[side] += int(side in record and record[side][1] == HandStatus.OK)
-                writer.append(take_frames(indices, times, hands))
-                progress.advance(len(indices))
+        if ahead is None:
+            stream = stack.enter_context(source.frames(begin, end))
+            chunks = _chunks(backend, _groups(stream, settings.start, settings.chunk))
+        else:
+            chunks = iter(ahead)
+        for first, stop, frames, results in chunks:
+            records = _track_chunk(name, backend, tracker, results, shape)
+            # the state that the next chunk starts from exists before this chunk does
+            _save_state(take_path, stop, tracker.state())
+            by_index = dict(zip((f.index for f in frames), records, strict=True))
+            stamps = {f.index: f.timestamp for f in frames}
+            indices = list(range(first, stop))
+            hands = [by_index.get(i, {}) for i in indices]
+            times = [stamps.get(i, i / source.fps) for i in indices]
+            for record in hands:
+                for side in SIDES:
+                    seen[side] += int(side in record and record[side][1] == HandStatus.OK)
+            writer.append(take_frames(indices, times, hands))
+            progress.advance(len(indices))
         if source.damaged:
             raise HandmocapError(
                 f"{source_path}: {source.damaged}; the frames before it are in {take_path}, "

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from handmocap.core.handmodel import HandLayer, default_models_dir
+from handmocap.core.models_dir import default_models_dir
 from handmocap.core.take import read_take
 
 DEMO_CLIP = Path(__file__).resolve().parent / "assets" / "demo" / "asl_hand.25fps.mp4"
@@ -36,6 +36,7 @@ def run_demo(
     """Capture the bundled clip (its first ``frames`` frames, or all) into ``out_dir``, then
     write the smoothed preview video (unless ``video`` is False) and the contact sheet."""
     from handmocap.core.capture import CaptureSettings, capture
+    from handmocap.core.handmodel import HandLayer
     from handmocap.core.preview import write_preview
     from handmocap.core.render import save_png
 

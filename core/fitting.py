@@ -60,7 +60,7 @@ class KeypointTrack:
 class FitSettings:
     """Weights and solver settings; the defaults suit MediaPipe landmarks."""
 
-    iterations: int = 12  # Levenberg-Marquardt steps at most
+    iterations: int = 8  # Levenberg-Marquardt steps at most
     tolerance: float = 1e-5  # stop once a step lowers the cost by less than this fraction
     world_weight: float = 1.0  # per mm^2 of centred 3D landmark error
     pixel_weight: float = 1.0  # per px^2 (Huber beyond pixel_huber px)

@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import hashlib
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +24,15 @@ from torch import nn
 
 from handmocap.core.errors import ModelFileError
 from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS, NUM_JOINTS
-
-SIDES = ("left", "right")
-OPEN_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "openhand"
-MODELS_ENV = "HANDMOCAP_MODELS"
+from handmocap.core.models_dir import (  # noqa: F401  (re-exported: the hand model's files)
+    MODELS_ENV,
+    OPEN_MODEL_DIR,
+    SIDES,
+    default_models_dir,
+    mano_model_path,
+    open_model_path,
+)
+from handmocap.core.models_dir import check_side as _check_side
 
 # MANO's fingertip vertex ids (thumb, index, middle, ring, pinky): facts of the MANO topology.
 MANO_FINGERTIPS = {"right": (745, 317, 444, 556, 673), "left": (745, 317, 445, 556, 673)}
@@ -61,26 +65,6 @@ class HandModelData:
         if self.coarse_faces is None:
             return self.faces
         return np.asarray(self.coarse_faces, dtype=np.int64)
-
-
-def default_models_dir() -> Path | None:
-    """The models folder from ``$HANDMOCAP_MODELS``, or None."""
-    value = os.environ.get(MODELS_ENV)
-    return Path(value).expanduser() if value else None
-
-
-def open_model_path(side: str) -> Path:
-    return OPEN_MODEL_DIR / f"OPENHAND_{_check_side(side).upper()}.pkl"
-
-
-def mano_model_path(models_dir: Path, side: str) -> Path:
-    return Path(models_dir) / "mano" / f"MANO_{_check_side(side).upper()}.pkl"
-
-
-def _check_side(side: str) -> str:
-    if side not in SIDES:
-        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
-    return side
 
 
 def _file_id(kind: str, path: Path) -> str:

@@ -13,7 +13,7 @@ from torch import nn
 
 from handmocap.core.handmodel import HandModelData
 from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS, PARENTS
-from handmocap.core.rotations import axis_angle_to_matrix
+from handmocap.core.rotations import axis_angle_to_matrix, right_jacobian, skew
 
 FINGER_CHAINS = {  # finger -> its joints in the 16-joint order, base to distal
     "index": (1, 2, 3),
@@ -145,27 +145,6 @@ class KeypointLayer(nn.Module):
         d_tips = torch.einsum("tj,bjtcs->btcs", self.tips_weights, d_tips)
         d_betas = torch.cat([d_joint, d_tips], dim=1)[:, self.order]
         return out["keypoints"], d_pose, d_betas
-
-
-def skew(v: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 3, 3) cross-product matrices: skew(a) @ b == a x b."""
-    zero = torch.zeros_like(v[..., 0])
-    x, y, z = v.unbind(-1)
-    rows = (zero, -z, y), (z, zero, -x), (-y, x, zero)
-    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
-
-
-def right_jacobian(axis_angle: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 3, 3): R(a + d) = R(a) exp(J_r(a) d) to first order in d."""
-    theta2 = axis_angle.square().sum(-1)[..., None, None]
-    small = theta2 < 1e-8
-    safe2 = torch.where(small, torch.ones_like(theta2), theta2)
-    safe = safe2.sqrt()
-    a = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(safe)) / safe2)
-    b = torch.where(small, 1 / 6 - theta2 / 120, (safe - torch.sin(safe)) / (safe2 * safe))
-    k = skew(axis_angle)
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    return eye - a * k + b * (k @ k)
 
 
 def joint_frames(model: HandModelData) -> np.ndarray:

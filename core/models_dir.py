@@ -13,10 +13,52 @@ The open hand model ships with handmocap and is always available.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handmocap.core.handmodel import SIDES, mano_model_path, open_model_path
+# Paths only: importing this module loads neither torch nor any model, so a command can decide
+# what to run (and start on it) before paying for those imports.
+SIDES = ("left", "right")
+OPEN_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "openhand"
+MODELS_ENV = "HANDMOCAP_MODELS"
+ACR_CHECKPOINT = Path("acr") / "wild.pkl"
+
+
+def default_models_dir() -> Path | None:
+    """The models folder from ``$HANDMOCAP_MODELS``, or None."""
+    value = os.environ.get(MODELS_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def check_side(side: str) -> str:
+    if side not in SIDES:
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    return side
+
+
+def open_model_path(side: str) -> Path:
+    return OPEN_MODEL_DIR / f"OPENHAND_{check_side(side).upper()}.pkl"
+
+
+def mano_model_path(models_dir: Path, side: str) -> Path:
+    return Path(models_dir) / "mano" / f"MANO_{check_side(side).upper()}.pkl"
+
+
+def acr_missing_files(models_dir: Path | None) -> list[str]:
+    """What the acr backend still needs, each with where to put it."""
+    where = Path(models_dir) if models_dir else Path("MODELS")
+    needs = [
+        (
+            where / ACR_CHECKPOINT,
+            "ACR's official checkpoint wild.pkl (from the ACR repository's README)",
+        ),
+        (mano_model_path(where, "right"), "MANO_RIGHT.pkl (licensed by MPI: mano.is.tue.mpg.de)"),
+        (mano_model_path(where, "left"), "MANO_LEFT.pkl (licensed by MPI: mano.is.tue.mpg.de)"),
+    ]
+    if models_dir is None:
+        return [f"{what}: put it at {path} and pass --models MODELS" for path, what in needs]
+    return [f"{what}: expected at {path}" for path, what in needs if not path.is_file()]
 
 
 @dataclass(frozen=True)

@@ -39,11 +39,10 @@ def draw_overlay(
                 colors = np.tile(color, (len(hand.vertices), 1))
                 project = perspective(focal, float(center[0]) - x0, float(center[1]) - y0)
                 draw_meshes(layer, [Mesh(hand.vertices, faces[side], colors)], project)
-                mask = cv2.cvtColor(layer, cv2.COLOR_RGB2GRAY) > 0  # drawn colours are bright
-                np.copyto(box, cv2.addWeighted(box, 0.5, layer, 0.5, 0), where=mask[..., None])
-                contours, _ = cv2.findContours(
-                    mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
-                )
+                gray = cv2.cvtColor(layer, cv2.COLOR_RGB2GRAY)  # drawn colours are bright
+                mask = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY)[1]
+                cv2.copyTo(cv2.addWeighted(box, 0.5, layer, 0.5, 0), mask, box)
+                contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
                 cv2.drawContours(box, contours, -1, tuple(int(c) for c in color * 200), 2)
         dark = tuple(int(c) for c in color * 140)
         thickness = max(1, round(min(image.shape[:2]) / 300))

@@ -8,13 +8,15 @@ lists are read as numpy) with any number of leading batch dimensions, and answer
 - numpy in -> numpy out: float32 stays float32, every other dtype is computed and returned as
   float64.
 
-The math lives in one place: the torch path, which delegates to ``roma``. Numpy input is copied
-into a CPU tensor, converted, and copied back, so both paths give the same numbers.
+The math lives in one place: the torch path, written here (closed forms with series near the
+singular points, so values and gradients stay finite; the tests check it against scipy and
+``roma``). ``roma`` itself is not imported: it loads ``torch._dynamo`` on import, which costs
+more than a second at the start of every command. Numpy input is copied into a CPU tensor,
+converted, and copied back, so both paths give the same numbers.
 
 Conventions
 -----------
-- Quaternions are **wxyz** (scalar first, as in Blender). ``roma`` uses xyzw; the conversion
-  happens only at the boundary of this module.
+- Quaternions are **wxyz** (scalar first, as in Blender).
 - Rotation matrices act on column vectors: ``v' = R @ v``.
 - Axis-angle (rotation vector) results have their angle (the norm) in [0, pi], up to rounding.
   At exactly pi the axis sign is ambiguous; compare such rotations through their matrices.
@@ -32,7 +34,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
-import roma
 import torch
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "rot6d_interleaved_to_matrix",
     "rot6d_to_axis_angle",
     "rot6d_to_matrix",
+    "right_jacobian",
+    "skew",
 ]
 
 Array = TypeVar("Array", torch.Tensor, np.ndarray)
@@ -90,19 +93,113 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-def _xyzw_to_wxyz(q: torch.Tensor) -> torch.Tensor:
-    """(..., 4) roma quaternion xyzw -> (..., 4) our quaternion wxyz."""
-    return torch.cat((q[..., 3:], q[..., :3]), dim=-1)
-
-
-def _wxyz_to_xyzw(q: torch.Tensor) -> torch.Tensor:
-    """(..., 4) our quaternion wxyz -> (..., 4) roma quaternion xyzw."""
-    return torch.cat((q[..., 1:], q[..., :1]), dim=-1)
-
-
 def _normalize(v: torch.Tensor) -> torch.Tensor:
     """Scale the last dimension to unit norm (degenerate vectors are left near zero, not NaN)."""
     return v / v.norm(dim=-1, keepdim=True).clamp_min(_NORM_EPS)
+
+
+# Below this squared angle (or squared half-angle sine) the closed forms give way to their
+# series, which are exact to rounding there in float32 and float64.
+_SERIES = 1e-4
+
+
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3) cross-product matrices: ``skew(a) @ b == cross(a, b)`` (torch)."""
+    zero = torch.zeros_like(v[..., 0])
+    x, y, z = v.unbind(-1)
+    rows = (zero, -z, y), (z, zero, -x), (-y, x, zero)
+    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
+
+
+def _rodrigues(aa: torch.Tensor) -> torch.Tensor:
+    """(..., 3) axis-angle -> (..., 3, 3): R = I + sin(t)/t K + (1 - cos t)/t^2 K^2."""
+    t2 = aa.square().sum(-1)[..., None, None]
+    small = t2 < _SERIES
+    safe2 = torch.where(small, torch.ones_like(t2), t2)
+    t = safe2.sqrt()
+    a = torch.where(small, 1 - t2 / 6 + t2 * t2 / 120, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - t2 / 24 + t2 * t2 / 720, (1 - torch.cos(t)) / safe2)
+    k = skew(aa)
+    eye = torch.eye(3, dtype=aa.dtype, device=aa.device)
+    return eye + a * k + b * (k @ k)
+
+
+def right_jacobian(axis_angle: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3): R(a + d) = R(a) exp(J_r(a) d) to first order in d (torch)."""
+    t2 = axis_angle.square().sum(-1)[..., None, None]
+    small = t2 < _SERIES
+    safe2 = torch.where(small, torch.ones_like(t2), t2)
+    t = safe2.sqrt()
+    a = torch.where(small, 0.5 - t2 / 24 + t2 * t2 / 720, (1 - torch.cos(t)) / safe2)
+    b = torch.where(small, 1 / 6 - t2 / 120 + t2 * t2 / 5040, (t - torch.sin(t)) / (safe2 * t))
+    k = skew(axis_angle)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye - a * k + b * (k @ k)
+
+
+def _rotvec_to_quat(aa: torch.Tensor) -> torch.Tensor:
+    """(..., 3) axis-angle -> (..., 4) wxyz: (cos(t/2), sin(t/2)/t * aa)."""
+    t2 = aa.square().sum(-1, keepdim=True)
+    small = t2 < _SERIES
+    t = torch.where(small, torch.ones_like(t2), t2).sqrt()
+    w = torch.where(small, 1 - t2 / 8 + t2 * t2 / 384, torch.cos(t / 2))
+    scale = torch.where(small, 0.5 - t2 / 48 + t2 * t2 / 3840, torch.sin(t / 2) / t)
+    return torch.cat((w, aa * scale), dim=-1)
+
+
+def _quat_to_rotvec(q: torch.Tensor) -> torch.Tensor:
+    """(..., 4) unit wxyz -> (..., 3) axis-angle, angle in [0, pi] (q and -q alike)."""
+    q = _canonical(q)
+    w, v = q[..., :1], q[..., 1:]
+    n2 = v.square().sum(-1, keepdim=True)
+    small = n2 < _SERIES
+    n = torch.where(small, torch.ones_like(n2), n2).sqrt()
+    # 2 atan2(n, w) / n, and its series in n for a unit quaternion (w near 1)
+    safe_w = torch.where(small, w, torch.ones_like(w))
+    series = 2 / safe_w * (1 - n2 / (3 * safe_w * safe_w))
+    return v * torch.where(small, series, 2 * torch.atan2(n, w) / n)
+
+
+def _quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """(..., 4) wxyz -> (..., 3, 3), homogeneous form (a zero quaternion gives zero)."""
+    w, x, y, z = q.unbind(-1)
+    rows = (
+        (w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)),
+        (2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)),
+        (2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z),
+    )
+    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
+
+
+def _matrix_to_quat(m: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) -> (..., 4) unit wxyz (either sign): Markley's method, which builds the
+    quaternion from whichever of w, x, y, z is largest, so no division loses precision."""
+    d0, d1, d2 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    trace = d0 + d1 + d2
+    s10, s01 = m[..., 1, 0], m[..., 0, 1]
+    s20, s02 = m[..., 2, 0], m[..., 0, 2]
+    s21, s12 = m[..., 2, 1], m[..., 1, 2]
+    candidates = torch.stack(  # rows: from x, from y, from z, from w; columns w, x, y, z
+        (
+            torch.stack((s21 - s12, 1 + 2 * d0 - trace, s10 + s01, s20 + s02), -1),
+            torch.stack((s02 - s20, s10 + s01, 1 + 2 * d1 - trace, s21 + s12), -1),
+            torch.stack((s10 - s01, s20 + s02, s21 + s12, 1 + 2 * d2 - trace), -1),
+            torch.stack((1 + trace, s21 - s12, s02 - s20, s10 - s01), -1),
+        ),
+        dim=-2,
+    )
+    choice = torch.stack((d0, d1, d2, trace), -1).argmax(-1)
+    index = choice[..., None, None].expand(*choice.shape, 1, 4)
+    return _normalize(candidates.gather(-2, index)[..., 0, :])
+
+
+def _gram_schmidt(columns: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 2) two columns -> (..., 3, 3) rotation: a = c0 normalised, b = c1 minus its
+    part along a, normalised, then a x b (as torch.nn.functional.normalize, so as ACR/DIR)."""
+    a = _normalize(columns[..., 0])
+    c1 = columns[..., 1]
+    b = _normalize(c1 - (a * c1).sum(-1, keepdim=True) * a)
+    return torch.stack((a, b, torch.cross(a, b, dim=-1)), dim=-1)
 
 
 # --- axis-angle <-> matrix -------------------------------------------------------------------
@@ -115,7 +212,7 @@ def axis_angle_to_matrix(axis_angle: Array) -> Array:
     gradient at exactly zero are finite and correct. Any angle is accepted (not only [0, pi]).
     """
     aa, back = _as_torch(axis_angle, (3,), "axis_angle_to_matrix")
-    return back(roma.rotvec_to_rotmat(aa))
+    return back(_rodrigues(aa))
 
 
 def matrix_to_axis_angle(matrix: Array) -> Array:
@@ -125,7 +222,7 @@ def matrix_to_axis_angle(matrix: Array) -> Array:
     usual trace/antisymmetric-part formula loses the axis) and near 0.
     """
     m, back = _as_torch(matrix, (3, 3), "matrix_to_axis_angle")
-    return back(roma.rotmat_to_rotvec(m))
+    return back(_quat_to_rotvec(_matrix_to_quat(m)))
 
 
 # --- axis-angle <-> quaternion ---------------------------------------------------------------
@@ -138,7 +235,7 @@ def axis_angle_to_quat(axis_angle: Array) -> Array:
     the map continuous. Use :func:`quat_canonical` for ``w >= 0``.
     """
     aa, back = _as_torch(axis_angle, (3,), "axis_angle_to_quat")
-    return back(_xyzw_to_wxyz(roma.rotvec_to_unitquat(aa)))
+    return back(_rotvec_to_quat(aa))
 
 
 def quat_to_axis_angle(quat: Array) -> Array:
@@ -148,7 +245,7 @@ def quat_to_axis_angle(quat: Array) -> Array:
     the same result.
     """
     q, back = _as_torch(quat, (4,), "quat_to_axis_angle")
-    return back(roma.unitquat_to_rotvec(_wxyz_to_xyzw(_normalize(q)), shortest_arc=True))
+    return back(_quat_to_rotvec(_normalize(q)))
 
 
 # --- quaternion <-> matrix -------------------------------------------------------------------
@@ -161,7 +258,7 @@ def quat_to_matrix(quat: Array) -> Array:
     (an all-zero quaternion, which is no rotation, gives a zero matrix rather than NaN).
     """
     q, back = _as_torch(quat, (4,), "quat_to_matrix")
-    return back(roma.unitquat_to_rotmat(_wxyz_to_xyzw(_normalize(q))))
+    return back(_quat_to_matrix(_normalize(q)))
 
 
 def matrix_to_quat(matrix: Array) -> Array:
@@ -171,7 +268,7 @@ def matrix_to_quat(matrix: Array) -> Array:
     slightly non-orthonormal input.
     """
     m, back = _as_torch(matrix, (3, 3), "matrix_to_quat")
-    return back(_canonical(_xyzw_to_wxyz(roma.rotmat_to_unitquat(m))))
+    return back(_canonical(_matrix_to_quat(m)))
 
 
 # --- quaternion helpers ----------------------------------------------------------------------
@@ -230,7 +327,7 @@ def rot6d_to_matrix(rot6d: Array) -> Array:
     """
     x, back = _as_torch(rot6d, (6,), "rot6d_to_matrix")
     columns = x.reshape(*x.shape[:-1], 2, 3).transpose(-1, -2)
-    return back(roma.special_gramschmidt(columns, epsilon=_NORM_EPS))
+    return back(_gram_schmidt(columns))
 
 
 def rot6d_to_axis_angle(rot6d: Array) -> Array:
@@ -258,7 +355,7 @@ def rot6d_interleaved_to_matrix(rot6d: Array) -> Array:
     """
     x, back = _as_torch(rot6d, (6,), "rot6d_interleaved_to_matrix")
     columns = x.reshape(*x.shape[:-1], 3, 2)
-    return back(roma.special_gramschmidt(columns, epsilon=_NORM_EPS))
+    return back(_gram_schmidt(columns))
 
 
 def rot6d_interleaved_to_axis_angle(rot6d: Array) -> Array:

@@ -735,6 +735,41 @@ def _load_member(archive: Any, name: str, size: int, count: int, where: str) -> 
 # Reading
 
 
+def _readable_chunks(root: Path, start_frame: int) -> tuple[list[_ChunkFile], list[_ChunkFile]]:
+    """(the chunks that read back, the unreadable ones after them: what a crash left).
+
+    Damage before a readable chunk is not a crash's doing: it raises, for the user to decide.
+    """
+    chunks = _list_chunks(root, start_frame)
+    errors: list[TakeError | None] = []
+    for chunk in chunks:
+        try:
+            _load_chunk(chunk)
+            errors.append(None)
+        except TakeError as exc:
+            errors.append(exc)
+    good = len(errors)
+    while good and errors[good - 1] is not None:
+        good -= 1
+    damaged = next((e for e in errors[:good] if e is not None), None)
+    if damaged is not None:
+        raise damaged
+    return chunks[:good], chunks[good:]
+
+
+def resume_frame(path: PathLike) -> int | None:
+    """The frame a ``TakeWriter`` on ``path`` would continue at: after the last readable
+    chunk of an unfinished take; None where there is no take, or a complete one. Reads only."""
+    root = Path(path)
+    if not (root / MANIFEST_NAME).is_file():
+        return None
+    manifest = read_manifest(root)
+    if manifest.complete:
+        return None
+    good, _ = _readable_chunks(root, manifest.start_frame)
+    return good[-1].last + 1 if good else manifest.start_frame
+
+
 @dataclass(frozen=True)
 class Take:
     """A take read from disk: its manifest and the concatenated, read-only per-frame arrays."""
@@ -1008,25 +1043,12 @@ class TakeWriter:
 
     def _resume_point(self, start_frame: int) -> int:
         """Check the finished chunks; set aside unreadable ones at the end; return next frame."""
-        chunks = _list_chunks(self.path, start_frame)
-        errors: list[TakeError | None] = []
-        for chunk in chunks:
-            try:
-                _load_chunk(chunk)
-                errors.append(None)
-            except TakeError as exc:
-                errors.append(exc)
-        good = len(errors)
-        while good and errors[good - 1] is not None:
-            good -= 1
-        damaged = next((e for e in errors[:good] if e is not None), None)
-        if damaged is not None:
-            raise damaged  # damage before a good chunk is not a crash's doing: the user decides
-        for chunk in chunks[good:]:
+        good, tail = _readable_chunks(self.path, start_frame)
+        for chunk in tail:
             target = chunk.path.with_name(f".{chunk.path.name}{_SET_ASIDE_SUFFIX}")
             os.replace(chunk.path, target)
             self.set_aside.append(target)
-        return chunks[good - 1].last + 1 if good else start_frame
+        return good[-1].last + 1 if good else start_frame
 
     def _flush(self, full_chunks_only: bool) -> None:
         """Write pending frames as chunks of chunk_size (and the remainder unless told not to)."""

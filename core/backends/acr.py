@@ -19,31 +19,16 @@ from handmocap.core.acr.model import ACR, ACRConfig
 from handmocap.core.acr.parse import DEFAULT_THRESHOLD, ParsedHands, parse_maps
 from handmocap.core.acr.preprocess import Letterbox, preprocess, to_network_input
 from handmocap.core.errors import HandmocapError
-from handmocap.core.handmodel import HandLayer, mano_model_path
+from handmocap.core.handmodel import HandLayer
 from handmocap.core.joints import KEYPOINT_NAMES
+from handmocap.core.models_dir import ACR_CHECKPOINT as CHECKPOINT
+from handmocap.core.models_dir import acr_missing_files as missing_files
 from handmocap.core.observation import SIDES, Frame, HandObservation, project
 
 # The official demo's camera: focal length 1265 px for the 512 px network input.
 OFFICIAL_FOCAL_512 = 1265.0
-CHECKPOINT = Path("acr") / "wild.pkl"
 ROOT = KEYPOINT_NAMES.index("middle1")  # the weak-perspective camera centres the middle knuckle
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def missing_files(models_dir: Path | None) -> list[str]:
-    """What the acr backend still needs, each with where to put it."""
-    where = Path(models_dir) if models_dir else Path("MODELS")
-    needs = [
-        (
-            where / CHECKPOINT,
-            "ACR's official checkpoint wild.pkl (from the ACR repository's README)",
-        ),
-        (mano_model_path(where, "right"), "MANO_RIGHT.pkl (licensed by MPI: mano.is.tue.mpg.de)"),
-        (mano_model_path(where, "left"), "MANO_LEFT.pkl (licensed by MPI: mano.is.tue.mpg.de)"),
-    ]
-    if models_dir is None:
-        return [f"{what}: put it at {path} and pass --models MODELS" for path, what in needs]
-    return [f"{what}: expected at {path}" for path, what in needs if not path.is_file()]
 
 
 class ACRBackend:

@@ -12,14 +12,16 @@ ordinary footage its "Left" is the person's right hand. ``mirrored=True`` is for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from handmocap.core.errors import HandmocapError
-from handmocap.core.fitting import FitSettings, HandFitter, KeypointTrack
-from handmocap.core.handmodel import HandLayer
 from handmocap.core.observation import SIDES, Frame, HandObservation, project
+
+if TYPE_CHECKING:  # torch and the fit load when a backend is built, not with this module
+    from handmocap.core.fitting import FitSettings, KeypointTrack
+    from handmocap.core.handmodel import HandLayer
 
 # Without a focal length from the user or the video, assume a 65 degree field of view across
 # the frame's longer side (typical of phone and webcam footage).
@@ -114,40 +116,13 @@ def one_per_side(hands: list[Landmarks]) -> list[Landmarks]:
     return hands
 
 
-class MediaPipeBackend:
-    """Callable: list of RGB frames (consecutive, for video) -> one ``Frame`` per frame."""
+class MediaPipeHands:
+    """MediaPipe's landmarks chunk by chunk, for video: no hand model, no torch, so a capture
+    can start them before it loads the rest."""
 
-    name = "mediapipe"
-
-    def __init__(
-        self,
-        hand_layer: HandLayer,
-        video: bool = True,
-        focal: float | None = None,
-        mirrored: bool = False,
-        fit: FitSettings | None = None,
-        device: str | torch.device = "cpu",
-        search_every: int = SEARCH_EVERY,
-    ):
-        self.layer = hand_layer
+    def __init__(self, mirrored: bool = False, search_every: int = SEARCH_EVERY):
+        self.mirrored = mirrored
         self.search_every = search_every
-        self.focal = focal
-        self.fit_settings = fit if fit is not None else FitSettings()
-        self.landmarker = MediaPipeLandmarker(video=video, mirrored=mirrored)
-        self.fitters = {s: HandFitter(hand_layer.models[s], device) for s in SIDES}
-
-    @classmethod
-    def from_models_dir(cls, models_dir=None, **kwargs) -> MediaPipeBackend:
-        """MediaPipe with the configured hand model (MANO when present, else the open model)."""
-        return cls(HandLayer.from_models_dir(models_dir, "auto"), **kwargs)
-
-    def camera(self, frame_shape) -> tuple[float, np.ndarray]:
-        h, w = frame_shape[:2]
-        focal = self.focal if self.focal is not None else default_focal(h, w)
-        return focal, np.array([w / 2.0, h / 2.0])
-
-    def landmarks(self, frames) -> list[list[Landmarks]]:
-        return [self.landmarker(np.asarray(f)) for f in frames]
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """A frame as the landmarker needs it: at most ``MAX_SIDE`` pixels on its longer side
@@ -180,7 +155,7 @@ class MediaPipeBackend:
         """
         n, every = len(prepared), max(1, self.search_every)
         out: list[list[Landmarks]] = [[] for _ in range(n)]
-        mirrored = self.landmarker.mirrored
+        mirrored = self.mirrored
 
         def run(graph: MediaPipeLandmarker, k: int) -> list[Landmarks]:
             image, back = prepared[k]
@@ -229,6 +204,52 @@ class MediaPipeBackend:
                     graph.close()
         return out
 
+
+class MediaPipeBackend:
+    """Callable: list of RGB frames (consecutive, for video) -> one ``Frame`` per frame."""
+
+    name = "mediapipe"
+
+    def __init__(
+        self,
+        hand_layer: HandLayer,
+        video: bool = True,
+        focal: float | None = None,
+        mirrored: bool = False,
+        fit: FitSettings | None = None,
+        device="cpu",
+        search_every: int = SEARCH_EVERY,
+    ):
+        from handmocap.core.fitting import FitSettings, HandFitter
+
+        self.layer = hand_layer
+        self.hands = MediaPipeHands(mirrored, search_every)
+        self.focal = focal
+        self.fit_settings = fit if fit is not None else FitSettings()
+        self.landmarker = MediaPipeLandmarker(video=video, mirrored=mirrored)
+        self.fitters = {s: HandFitter(hand_layer.models[s], device) for s in SIDES}
+
+    @classmethod
+    def from_models_dir(cls, models_dir=None, **kwargs) -> MediaPipeBackend:
+        """MediaPipe with the configured hand model (MANO when present, else the open model)."""
+        from handmocap.core.handmodel import HandLayer
+
+        return cls(HandLayer.from_models_dir(models_dir, "auto"), **kwargs)
+
+    def camera(self, frame_shape) -> tuple[float, np.ndarray]:
+        h, w = frame_shape[:2]
+        focal = self.focal if self.focal is not None else default_focal(h, w)
+        return focal, np.array([w / 2.0, h / 2.0])
+
+    def landmarks(self, frames) -> list[list[Landmarks]]:
+        return [self.landmarker(np.asarray(f)) for f in frames]
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        return self.hands.prepare(image)
+
+    def landmark_chunk(self, prepared: list) -> list[list[Landmarks]]:
+        return self.hands.landmark_chunk(prepared)
+
     def __call__(self, frames) -> list[Frame]:
         """Landmarks (sides as MediaPipe says, corrected for mirroring), then the fit."""
         if not frames:
@@ -266,6 +287,8 @@ class MediaPipeBackend:
 
     def _add_vertices(self, results: list[Frame]) -> None:
         """Posed meshes for the observations (for overlays and previews)."""
+        import torch
+
         for side in SIDES:
             rows = [t for t, frame in enumerate(results) if side in frame]
             if not rows:
@@ -296,4 +319,6 @@ def track_from_landmarks(found, side: str | None, focal: float, center) -> Keypo
                 world[i], pixels[i], valid[i] = hand.world, hand.pixels, True
     if not valid.any():
         return None
+    from handmocap.core.fitting import KeypointTrack
+
     return KeypointTrack(world=world, pixels=pixels, valid=valid, focal=focal, center=tuple(center))

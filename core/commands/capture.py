@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from handmocap.core.capture import CaptureSettings, capture
-    from handmocap.core.handmodel import default_models_dir
+    from handmocap.core.models_dir import default_models_dir
     from handmocap.core.progress import ProgressReporter
 
     settings = CaptureSettings(

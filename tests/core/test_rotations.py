@@ -443,3 +443,48 @@ def test_quat_canonical() -> None:
     assert (out[:, 0] >= 0).all()
     torch.testing.assert_close(out[0], -q[0])
     torch.testing.assert_close(out[1:], q[1:])
+
+
+# --- against roma (the reference these closed forms replace) ----------------------------------
+
+
+def test_every_conversion_matches_roma():
+    roma = pytest.importorskip("roma", reason="roma is the reference implementation")
+    aa = torch.from_numpy(random_axis_angle((64,), seed=3))
+    aa = torch.cat([aa, torch.zeros(1, 3), 1e-7 * torch.ones(1, 3), torch.tensor([[0, 0, 3.14]])])
+    matrix = roma.rotvec_to_rotmat(aa)
+    torch.testing.assert_close(rot.axis_angle_to_matrix(aa), matrix)
+    torch.testing.assert_close(rot.matrix_to_axis_angle(matrix), roma.rotmat_to_rotvec(matrix))
+    quat = roma.rotvec_to_unitquat(aa)[..., [3, 0, 1, 2]]
+    torch.testing.assert_close(rot.axis_angle_to_quat(aa), quat)
+    torch.testing.assert_close(rot.quat_to_matrix(quat), matrix)
+    torch.testing.assert_close(
+        rot.quat_canonical(rot.matrix_to_quat(matrix)), rot.quat_canonical(quat)
+    )
+    six = torch.randn(32, 3, 2, dtype=torch.float64)
+    torch.testing.assert_close(
+        rot.rot6d_interleaved_to_matrix(six.reshape(32, 6)), roma.special_gramschmidt(six)
+    )
+
+
+@pytest.mark.parametrize("name", ["axis_angle_to_matrix", "axis_angle_to_quat"])
+def test_gradients_are_finite_and_exact_at_zero(name):
+    """At the identity the series take over: the derivative of R (or q) is the cross-product
+    matrix (or half the identity), with no NaN."""
+    zero = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    jac = torch.autograd.functional.jacobian(getattr(rot, name), zero)
+    assert torch.isfinite(jac).all()
+    if name == "axis_angle_to_matrix":
+        expected = torch.stack([rot.skew(e) for e in torch.eye(3, dtype=torch.float64)], -1)
+    else:
+        expected = torch.cat([torch.zeros(1, 3), 0.5 * torch.eye(3)]).double()
+    torch.testing.assert_close(jac, expected)
+
+
+def test_right_jacobian_matches_finite_differences():
+    aa = torch.tensor([0.4, -1.1, 0.7], dtype=torch.float64)
+    for a in (aa, 1e-6 * aa):
+        d = 1e-6 * torch.tensor([0.3, 0.2, -0.5], dtype=torch.float64)
+        moved = rot.axis_angle_to_matrix(a + d)
+        step = rot.axis_angle_to_matrix(rot.right_jacobian(a) @ d)
+        torch.testing.assert_close(moved, rot.axis_angle_to_matrix(a) @ step, atol=1e-11, rtol=0)
