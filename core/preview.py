@@ -9,7 +9,7 @@ judge a capture at a glance; one pass over the footage gives both.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,8 @@ from handmocap.core.overlay import draw_overlay
 from handmocap.core.render import label
 from handmocap.core.smoothing import smooth_hand
 from handmocap.core.take import Take
+
+PREVIEW_HEIGHT = 720  # previews of taller footage are drawn at this height (a proxy, as editors do)
 
 
 def posed_hands(take: Take, layer: HandLayer, smoothing: str = "offline") -> list[dict]:
@@ -60,7 +62,7 @@ def posed_hands(take: Take, layer: HandLayer, smoothing: str = "offline") -> lis
     return frames
 
 
-def _source_frames(take: Take) -> Iterator:
+def _source_frames(take: Take, height: int | None = None) -> Iterator:
     from handmocap.core.video import open_source
 
     m = take.manifest
@@ -72,26 +74,36 @@ def _source_frames(take: Take) -> Iterator:
     source = open_source(path)
     first = int(take.arrays["frame_index"][0]) if take.num_frames else 0
     last = int(take.arrays["frame_index"][-1]) + 1 if take.num_frames else 0
-    with source.frames(first, last) as stream:
+    with source.frames(first, last, height=height) as stream:
         yield from stream
 
 
 def overlay_frames(
-    take: Take, layer: HandLayer, smoothing: str = "offline", only: set[int] | None = None
+    take: Take,
+    layer: HandLayer,
+    smoothing: str = "offline",
+    only: set[int] | None = None,
+    height: int | None = PREVIEW_HEIGHT,
 ) -> Iterator:
     """(frame index, RGB image with the hands drawn) for every frame of the take, or for the
-    frame indices in ``only`` (the others are decoded but not drawn)."""
+    frame indices in ``only`` (the others are decoded but not drawn); frames taller than
+    ``height`` are drawn scaled down to it (None: the footage's size)."""
     hands = posed_hands(take, layer, smoothing)
     row_of = {int(i): r for r, i in enumerate(take.arrays["frame_index"])}
     m = take.manifest
     faces = {s: layer.faces(s, drawing=True) for s in SIDES}
     center = (m.width / 2.0, m.height / 2.0)
 
-    for frame in _source_frames(take):
+    for frame in _source_frames(take, height):
         r = row_of.get(frame.index)
         if r is None or (only is not None and frame.index not in only):
             continue
-        image = draw_overlay(frame.image, hands[r], faces, m.focal_length, center, copy=False)
+        scale = frame.image.shape[0] / m.height  # the camera of the scaled frame
+        here = hands[r]
+        if scale != 1.0:
+            here = {s: replace(h, joints2d=h.joints2d * scale) for s, h in here.items()}
+        focal, middle = m.focal_length * scale, (center[0] * scale, center[1] * scale)
+        image = draw_overlay(frame.image, here, faces, focal, middle, copy=False)
         yield frame.index, label(image, f"frame {frame.index}", org=(10, 30), scale=0.8)
 
 
@@ -135,9 +147,11 @@ def write_preview(
     count: int = 12,
     columns: int = 4,
     width: int = 1600,
+    height: int | None = PREVIEW_HEIGHT,
 ) -> Preview:
-    """The overlay video (H.264 at the take's frame rate) and/or the contact sheet of
-    ``count`` evenly spaced frames, in one pass over the footage."""
+    """The overlay video (H.264 at the take's frame rate, at most ``height`` pixels tall;
+    None: the footage's size) and/or the contact sheet of ``count`` evenly spaced frames, in
+    one pass over the footage."""
     from fractions import Fraction
 
     import av
@@ -149,24 +163,24 @@ def write_preview(
     if video is not None:
         video.parent.mkdir(parents=True, exist_ok=True)
         container = av.open(str(video), "w")
-        stream = container.add_stream(
-            "libx264", rate=Fraction(take.manifest.fps).limit_denominator(1001)
-        )
-        stream.width = take.manifest.width - take.manifest.width % 2
-        stream.height = take.manifest.height - take.manifest.height % 2
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "22", "preset": "ultrafast"}
     try:
         only = None if video is not None else wanted
-        for index, image in overlay_frames(take, layer, smoothing, only):
+        for index, image in overlay_frames(take, layer, smoothing, only, height):
             if index in wanted:
                 tiles.append(image.copy())
-            if stream is not None:
-                # OpenCV's conversion to the encoder's YUV 4:2:0 is many times FFmpeg's speed
-                yuv = cv2.cvtColor(image[: stream.height, : stream.width], cv2.COLOR_RGB2YUV_I420)
-                for packet in stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
-                    container.mux(packet)
-                written += 1
+            if container is None:
+                continue
+            if stream is None:  # sized by the first frame as drawn (4:2:0 wants even sizes)
+                rate = Fraction(take.manifest.fps).limit_denominator(1001)
+                stream = container.add_stream("libx264", rate=rate)
+                stream.height, stream.width = (n - n % 2 for n in image.shape[:2])
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": "22", "preset": "ultrafast"}
+            # OpenCV's conversion to the encoder's YUV 4:2:0 is many times FFmpeg's speed
+            yuv = cv2.cvtColor(image[: stream.height, : stream.width], cv2.COLOR_RGB2YUV_I420)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
+                container.mux(packet)
+            written += 1
         if stream is not None:
             for packet in stream.encode():
                 container.mux(packet)
@@ -176,9 +190,12 @@ def write_preview(
     return Preview(written, tile_sheet(tiles, columns, width) if tiles else None)
 
 
-def render_preview(take: Take, layer: HandLayer, out: Path, smoothing: str = "offline") -> int:
+def render_preview(
+    take: Take, layer: HandLayer, out: Path, smoothing: str = "offline",
+    height: int | None = PREVIEW_HEIGHT,
+) -> int:  # fmt: skip
     """Write the overlay video; returns the frames written."""
-    return write_preview(take, layer, out, sheet=False, smoothing=smoothing).frames
+    return write_preview(take, layer, out, False, smoothing, height=height).frames
 
 
 def contact_sheet(

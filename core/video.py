@@ -157,16 +157,23 @@ class FrameSource(ABC):
         )
 
     @abstractmethod
-    def _decode(self, start: int, end: int | None) -> Iterator[Frame | _Issue]:
-        """Frames ``start <= index < end`` in order (and issues); runs on the decoder thread."""
+    def _decode(
+        self, start: int, end: int | None, size: tuple[int, int] | None = None
+    ) -> Iterator[Frame | _Issue]:
+        """Frames ``start <= index < end`` in order (and issues), upright, scaled to ``size``
+        (width, height) when given; runs on the decoder thread."""
 
     @abstractmethod
     def source_identity(self) -> SourceVideo:
         """The input's identity, as a take's manifest records it."""
 
-    def frames(self, start: int = 0, end: int | None = None) -> FrameStream:
+    def frames(
+        self, start: int = 0, end: int | None = None, height: int | None = None
+    ) -> FrameStream:
         """Stream the frames with ``start <= index < end`` (``end=None``: to the last one).
 
+        ``height``: frames taller than this come scaled down to it (aspect kept, even sizes),
+        scaled as they are decoded, which costs less than decoding them whole (previews).
         Decoding starts at once on a background thread. Iterate the result, and stop early by
         breaking out of the loop, calling ``close()`` or using it as a context manager.
         """
@@ -174,12 +181,23 @@ class FrameSource(ABC):
             raise ValueError(f"start must be a non-negative integer, got {start!r}")
         if end is not None and (not isinstance(end, int) or end < start):
             raise ValueError(f"end must be None or an integer >= start ({start}), got {end!r}")
-        stream = FrameStream(self, self._decode(start, end), self.prefetch)
+        stream = FrameStream(
+            self, self._decode(start, end, self.scaled_size(height)), self.prefetch
+        )
         self._streams.add(stream)
         return stream
 
     def __iter__(self) -> Iterator[Frame]:
         return iter(self.frames())
+
+    def scaled_size(self, height: int | None) -> tuple[int, int] | None:
+        """(width, height) of frames at most ``height`` tall (None: as stored)."""
+        if height is None or height >= self.height:
+            return None
+        if height < 2:
+            raise ValueError(f"height must be at least 2, got {height}")
+        scale = height / self.height
+        return max(2, round(self.width * scale / 2) * 2), max(2, round(height / 2) * 2)
 
     def close(self) -> None:
         """Stop every stream still running (a source holds no other resource between streams)."""
@@ -513,17 +531,19 @@ class VideoSource(FrameSource):
         except OSError as exc:
             raise HandmocapError(f"{path}: cannot read the video ({exc.strerror})") from exc
 
-    def _decode(self, start: int, end: int | None) -> Iterator[Frame | _Issue]:
+    def _decode(
+        self, start: int, end: int | None, size: tuple[int, int] | None = None
+    ) -> Iterator[Frame | _Issue]:
         if start > 0:
             plan = self._seek_plan(start)
             if plan is not None:
-                finished = yield from self._run(start, end, plan)
+                finished = yield from self._run(start, end, plan, size)
                 if finished:
                     return
-        yield from self._run(start, end, None)
+        yield from self._run(start, end, None, size)
 
     def _run(
-        self, start: int, end: int | None, plan: _SeekPlan | None
+        self, start: int, end: int | None, plan: _SeekPlan | None, size: tuple[int, int] | None
     ) -> Iterator[Frame | _Issue]:  # returns (via StopIteration) False if the seek missed
         with self._open(self.path) as container:
             stream = container.streams.video[self._stream_index]
@@ -549,7 +569,7 @@ class VideoSource(FrameSource):
                         continue
                     if end is not None and index >= end:
                         return True
-                    yield Frame(index, self._timestamp(frame.pts, index), self._image(frame))
+                    yield Frame(index, self._timestamp(frame.pts, index), self._image(frame, size))
             if damage:
                 if index is None:
                     return False  # damage before the target: let the run from 0 report it
@@ -569,8 +589,14 @@ class VideoSource(FrameSource):
             return index / self.fps
         return float((pts - self._origin) * self._time_base)
 
-    def _image(self, frame: Any) -> np.ndarray:
-        return self._orientation.apply(frame.to_ndarray(format="rgb24"))
+    def _image(self, frame: Any, size: tuple[int, int] | None = None) -> np.ndarray:
+        if size is None:
+            return self._orientation.apply(frame.to_ndarray(format="rgb24"))
+        width, height = size[::-1] if self._orientation.transpose else size  # as stored
+        image = frame.to_ndarray(
+            format="rgb24", width=width, height=height, interpolation="FAST_BILINEAR"
+        )
+        return self._orientation.apply(image)
 
     def _seek_plan(self, start: int) -> _SeekPlan | None:
         """Where to seek for frame ``start``, or None to decode from the beginning."""
@@ -767,7 +793,9 @@ class ImageFolderSource(FrameSource):
             return None, f"size {w}x{h} differs from the first image's {self.width}x{self.height}"
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), ""
 
-    def _decode(self, start: int, end: int | None) -> Iterator[Frame | _Issue]:
+    def _decode(
+        self, start: int, end: int | None, size: tuple[int, int] | None = None
+    ) -> Iterator[Frame | _Issue]:
         stop = len(self.files) if end is None else min(end, len(self.files))
         for index in range(start, stop):
             file = self.files[index]
@@ -775,6 +803,10 @@ class ImageFolderSource(FrameSource):
             if image is None:
                 yield _Issue(file, reason, skipped=True)
             else:
+                if size is not None:
+                    import cv2
+
+                    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
                 yield Frame(index, index / self.fps, image)
 
     def source_identity(self) -> SourceVideo:

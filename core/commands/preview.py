@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="offline",
         help="smoothing preset: none, one-euro-acr or offline (default)",
     )
+    parser.add_argument(
+        "--height",
+        type=int,
+        default=720,
+        metavar="PX",
+        help="draw taller footage scaled down to this height (default 720; 0: full size)",
+    )
     parser.add_argument("--models", type=Path, default=None, help="models folder (for MANO)")
     parser.add_argument("--no-video", action="store_true", help="only the contact sheet")
 
@@ -38,22 +45,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from handmocap.core.errors import HandmocapError
     from handmocap.core.handmodel import HandLayer
-    from handmocap.core.preview import contact_sheet, render_preview
+    from handmocap.core.preview import write_preview
     from handmocap.core.render import save_png
     from handmocap.core.smoothing import PRESETS
     from handmocap.core.take import read_take
 
     if args.smoothing not in PRESETS:
         raise HandmocapError(f"--smoothing must be one of {', '.join(PRESETS)}")
+    if args.height < 0 or args.height == 1:
+        raise HandmocapError(f"--height must be 0 (full size) or at least 2, got {args.height}")
     take = read_take(args.take)
     kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
     layer = HandLayer.from_models_dir(args.models, kind)
     stem = args.take.with_suffix("")
     sheet = args.sheet or stem.with_name(stem.name + "_sheet.png")
-    save_png(sheet, contact_sheet(take, layer, smoothing=args.smoothing))
+    video = None if args.no_video else args.output or stem.with_name(stem.name + "_preview.mp4")
+    height = args.height or None
+    result = write_preview(take, layer, video, True, args.smoothing, height=height)
+    save_png(sheet, result.sheet)
     print(f"contact sheet: {sheet}")
-    if not args.no_video:
-        video = args.output or stem.with_name(stem.name + "_preview.mp4")
-        frames = render_preview(take, layer, video, args.smoothing)
-        print(f"preview video: {video} ({frames} frames, smoothing {args.smoothing})")
+    if video is not None:
+        print(f"preview video: {video} ({result.frames} frames, smoothing {args.smoothing})")
     return 0

@@ -103,9 +103,10 @@ def test_sheet_and_video_show_the_hand_over_the_footage(demo: DemoRun) -> None:
     assert sheet.shape[1] == 1600
     with av.open(str(demo.out / "asl_preview.mp4")) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(frames) == FRAMES and frames[0].shape == (1080, 620, 3)
+    assert len(frames) == FRAMES and frames[0].shape == (720, 414, 3)  # preview height
     cap = cv2.VideoCapture(str(DEMO_CLIP))
     source = cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+    source = cv2.resize(source, (414, 720), interpolation=cv2.INTER_AREA)
     assert (
         _pixels_of_color(frames[0], SIDE_COLORS["right"])
         > _pixels_of_color(source, SIDE_COLORS["right"]) + 2000

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from handmocap.core import cli
+from handmocap.core.take import read_take
 
 REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
 ASL = REALDATA / "tfjs_models_hand_pose" / "asl_hand.25fps.mp4"
@@ -31,20 +32,32 @@ def take(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("smoothing", ["offline", "none"])
-def test_preview_video_and_sheet(take, tmp_path, capsys, smoothing):
+@pytest.mark.parametrize(
+    ("smoothing", "height", "shape"),
+    [("offline", None, (720, 414, 3)), ("none", 0, (1080, 620, 3))],
+    ids=["offline-720", "none-full-size"],
+)
+def test_preview_video_and_sheet(take, tmp_path, capsys, smoothing, height, shape):
     video, sheet = tmp_path / "p.mp4", tmp_path / "s.png"
     args = ["preview", str(take), "-o", str(video), "--sheet", str(sheet), "--smoothing", smoothing]
-    assert cli.main(args) == 0
+    assert cli.main(args + ([] if height is None else ["--height", str(height)])) == 0
     assert "24 frames" in capsys.readouterr().out
     with av.open(str(video)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(frames) == 24 and frames[0].shape == (1080, 620, 3)
-    # the hand was drawn over the footage: the first frame differs from the source frame
+    assert len(frames) == 24 and frames[0].shape == shape  # taller footage: 720 px by default
+    # the hand was drawn over the footage, where it is: compare with the source frame
     cap = cv2.VideoCapture(str(ASL))
     source = cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+    source = cv2.resize(source, shape[1::-1], interpolation=cv2.INTER_AREA)
     changed = np.abs(frames[0].astype(int) - source).sum(-1) > 60
     assert changed.mean() > 0.01
+    marks = read_take(take).hand("right")["joints2d"][0] * shape[0] / 1080
+    changed[: shape[0] // 12] = False  # the frame number written at the top
+    rows, cols = np.nonzero(changed)
+    assert changed.mean() < 0.3  # the hand, not the whole picture
+    margin = 0.02 * shape[0]
+    assert (marks[:, 0] > cols.min() - margin).all() and (marks[:, 0] < cols.max() + margin).all()
+    assert (marks[:, 1] > rows.min() - margin).all() and (marks[:, 1] < rows.max() + margin).all()
     drawn = cv2.imread(str(sheet))
     assert drawn is not None and drawn.shape[1] == 1600
 
@@ -53,3 +66,8 @@ def test_preview_errors(take, tmp_path, capsys):
     assert cli.main(["preview", str(take), "--smoothing", "heavy"]) == 2
     assert "--smoothing" in capsys.readouterr().err
     assert cli.main(["preview", str(tmp_path / "none.take")]) == 2
+
+
+def test_preview_height_must_make_sense(take, capsys):
+    assert cli.main(["preview", str(take), "--height", "1"]) == 2
+    assert "--height" in capsys.readouterr().err

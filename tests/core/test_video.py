@@ -551,3 +551,28 @@ def test_argument_checks(synthetic):
         open_source(synthetic, prefetch=0)
     with pytest.raises(ValueError):
         open_source(synthetic, fps=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaled decoding (previews)
+
+
+@pytest.mark.parametrize("degrees", [None, 90])
+def test_frames_scaled_to_a_height_stay_upright(tmp_path, degrees):
+    """Scaled while decoded: the same picture, smaller, upright even when the video is rotated."""
+    source = open_source(write_video(tmp_path / "scaled.mp4", 3, rotation=degrees))
+    full = [f.image for f in source.frames()]
+    height = source.height // 2
+    small = [f.image for f in source.frames(height=height)]
+    assert small[0].shape[:2] == (height, source.scaled_size(height)[0])
+    for a, b in zip(full, small, strict=True):
+        shrunk = cv2.resize(a, b.shape[1::-1], interpolation=cv2.INTER_AREA)
+        assert np.abs(shrunk.astype(int) - b).mean() < 6
+    assert source.scaled_size(source.height) is None  # never enlarged
+    assert source.scaled_size(None) is None
+
+
+def test_image_folder_scaled(folder):
+    source = open_source(folder, fps=12)
+    frames = list(source.frames(2, 4, height=H // 2))
+    assert [f.image.shape[:2] for f in frames] == [(H // 2, round(W / 2 / 2) * 2)] * 2
