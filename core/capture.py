@@ -235,6 +235,7 @@ class _LandmarksAhead:
         for *_, job in self.pending:
             job.cancel()
         self.pool.shutdown(wait=True)
+        self.hands.close()
 
 
 def _chunks(backend, groups):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from handmocap.core import __version__
@@ -39,5 +40,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script: ``main``, then a quick exit.
+
+    Once a command has finished (its files closed, its output written), the interpreter's
+    teardown of torch alone takes half a second and does nothing the command needs; the
+    add-on and scripts run many short commands, so the process ends without it.
+    """
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse: --help, --version, bad arguments
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -36,8 +36,6 @@ def run_demo(
     """Capture the bundled clip (its first ``frames`` frames, or all) into ``out_dir``, then
     write the smoothed preview video (unless ``video`` is False) and the contact sheet."""
     from handmocap.core.capture import CaptureSettings, capture
-    from handmocap.core.handmodel import HandLayer
-    from handmocap.core.preview import write_preview
     from handmocap.core.render import save_png
 
     out_dir = Path(out_dir)
@@ -47,6 +45,9 @@ def run_demo(
     models = default_models_dir()
     report = capture(DEMO_CLIP, take_path, settings, models, progress, overwrite=True)
     started = time.perf_counter()
+    from handmocap.core.handmodel import HandLayer  # loaded by now: capture overlaps it
+    from handmocap.core.preview import write_preview
+
     take = read_take(take_path)
     kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
     layer = HandLayer.from_models_dir(models, kind)

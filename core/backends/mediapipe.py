@@ -11,6 +11,7 @@ ordinary footage its "Left" is the person's right hand. ``mirrored=True`` is for
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # torch and the fit load when a backend is built, not with th
 # the frame's longer side (typical of phone and webcam footage).
 DEFAULT_FOV_DEGREES = 65.0
 MAX_SIDE = 1280  # longest side of the frames given to MediaPipe (see MediaPipeBackend.prepare)
-SEARCH_EVERY = 8  # frames between looks for a second hand (see MediaPipeBackend.landmark_chunk)
+SEARCH_EVERY = 15  # frames between looks for a second hand (see MediaPipeBackend.landmark_chunk)
 INSTALL_HINT = (
     "the mediapipe backend needs mediapipe 0.10.21: make test / make demo install it into .venv; "
     "elsewhere: pip install --no-deps mediapipe==0.10.21 absl-py attrs flatbuffers "
@@ -77,6 +78,10 @@ class MediaPipeLandmarker:
     def close(self) -> None:
         self._hands.close()
 
+    def reset(self) -> None:
+        """Forget the frames seen: the next one is the first of a new video."""
+        self._hands.reset()
+
     def __enter__(self) -> MediaPipeLandmarker:
         return self
 
@@ -123,6 +128,40 @@ class MediaPipeHands:
     def __init__(self, mirrored: bool = False, search_every: int = SEARCH_EVERY):
         self.mirrored = mirrored
         self.search_every = search_every
+        self._local = threading.local()  # each thread its own landmarkers
+        self._made: list[MediaPipeLandmarker] = []
+        self._lock = threading.Lock()
+
+    _KINDS = {"both": (True, 2), "one": (True, 1), "search": (False, 2)}  # video?, hands
+
+    def _graph(self, kind: str) -> MediaPipeLandmarker:
+        """This thread's landmarker of that kind, started afresh (a reset is as good as a new
+        one, and cheaper: the models stay loaded)."""
+        graphs = self._local.__dict__.setdefault("graphs", {})
+        graph = graphs.get(kind)
+        if graph is None:
+            video, hands = self._KINDS[kind]
+            graph = MediaPipeLandmarker(video=video, max_hands=hands, mirrored=self.mirrored)
+            graphs[kind] = graph
+            with self._lock:
+                self._made.append(graph)
+        else:
+            graph.reset()
+        return graph
+
+    def close(self) -> None:
+        """Close every landmarker the threads made."""
+        with self._lock:
+            for graph in self._made:
+                graph.close()
+            self._made.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> MediaPipeHands:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """A frame as the landmarker needs it: at most ``MAX_SIDE`` pixels on its longer side
@@ -155,7 +194,6 @@ class MediaPipeHands:
         """
         n, every = len(prepared), max(1, self.search_every)
         out: list[list[Landmarks]] = [[] for _ in range(n)]
-        mirrored = self.mirrored
 
         def run(graph: MediaPipeLandmarker, k: int) -> list[Landmarks]:
             image, back = prepared[k]
@@ -164,44 +202,32 @@ class MediaPipeHands:
                 hand.pixels = hand.pixels * back
             return hands
 
-        both = MediaPipeLandmarker(video=True, max_hands=2, mirrored=mirrored)
-        one = search = None
+        both, one = self._graph("both"), None
         looked = 0  # the last frame searched for a second hand while one hand was followed
-        try:
-            k = freed = 0
-            while k < n:
-                if one is None:  # both hands followed, or none: MediaPipe as it is
-                    out[k] = run(both, k)
-                    if len(out[k]) == 1 and every > 1:  # follow it alone
-                        one = MediaPipeLandmarker(video=True, max_hands=1, mirrored=mirrored)
-                        looked = k
-                else:
-                    out[k] = run(one, k)
-                    again = None
-                    if not out[k]:  # lost: MediaPipe as it is from this frame
-                        again = k
-                    elif k - looked >= every:
-                        if search is None:
-                            search = MediaPipeLandmarker(video=False, mirrored=mirrored)
-                        if len(run(search, k)) >= 2:  # a second hand: from the last search on
-                            again = looked + 1
-                        looked = k
-                    if again is not None:
-                        one.close()
-                        one = None
-                        both.close()
-                        both = MediaPipeLandmarker(video=True, max_hands=2, mirrored=mirrored)
-                        for j in range(again, k + 1):
-                            out[j] = run(both, j)
-                keep = looked + 1 if one is not None else k + 1  # no search goes back further
-                while freed < keep:
-                    prepared[freed] = None
-                    freed += 1
-                k += 1
-        finally:
-            for graph in (both, one, search):
-                if graph is not None:
-                    graph.close()
+        k = freed = 0
+        while k < n:
+            if one is None:  # both hands followed, or none: MediaPipe as it is
+                out[k] = run(both, k)
+                if len(out[k]) == 1 and every > 1:  # follow it alone
+                    one, looked = self._graph("one"), k
+            else:
+                out[k] = run(one, k)
+                again = None
+                if not out[k]:  # lost: MediaPipe as it is from this frame
+                    again = k
+                elif k - looked >= every:
+                    if len(run(self._graph("search"), k)) >= 2:  # a second hand: from the last
+                        again = looked + 1  # search on, both hands followed
+                    looked = k
+                if again is not None:
+                    one, both = None, self._graph("both")
+                    for j in range(again, k + 1):
+                        out[j] = run(both, j)
+            keep = looked + 1 if one is not None else k + 1  # no search goes back further
+            while freed < keep:
+                prepared[freed] = None
+                freed += 1
+            k += 1
         return out
 
 
