@@ -170,3 +170,42 @@ def test_precision_must_be_known(model, layer):
     with pytest.raises(HandmocapError, match="precision"):
         ACRBackend(model, layer, precision="int8")
     assert acr_backend.PRECISIONS["bf16"] is torch.bfloat16
+
+
+@needs_image
+@pytest.mark.slow
+def test_capture_through_the_acr_backend(model, layer, frame, tmp_path, monkeypatch):
+    """A capture with the acr backend (deterministic weights standing in for wild.pkl): every
+    frame through the network, the tracker and into a complete take, chunk by chunk."""
+    from handmocap.core import capture as capture_module
+    from handmocap.core.take import HandStatus, read_take
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    small = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2))
+    for i in range(5):  # the picture drifting a little, as a hand-held camera would
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.roll(small, 3 * i, axis=1)[..., ::-1])
+    backend = ACRBackend(model, layer)
+    monkeypatch.setattr(capture_module, "build_backend", lambda *args, **kwargs: backend)
+    settings = capture_module.CaptureSettings(backend="acr", device="cpu", chunk=2)
+    report = capture_module.capture(folder, tmp_path / "acr.take", settings)
+    take = read_take(tmp_path / "acr.take")
+    assert report.backend == "acr" and take.manifest.complete and take.num_frames == 5
+    assert len(take.chunks) == 3 and take.manifest.checkpoint == "acr/wild.pkl"
+    expected = backend([np.ascontiguousarray(small)])[0]  # the first frame, on its own
+    for side in ("left", "right"):
+        hand = take.hand(side)
+        seen = hand["status"] != HandStatus.NOT_DETECTED
+        assert seen.all(), side  # the network sees both hands in every frame
+        if hand["present"][0]:
+            # random weights place hands far away: float32 numbers, compared relatively
+            np.testing.assert_allclose(hand["joints3d"][0], expected[side].joints3d, rtol=1e-5)
+        # what the take holds is what the hand model gives for the stored parameters
+        rows = hand["present"]
+        params = [
+            torch.tensor(hand[k][rows]) for k in ("global_orient", "hand_pose", "betas", "transl")
+        ]
+        if rows.any():
+            with torch.no_grad():
+                keypoints = layer(side, *params).keypoints.double().numpy()
+            np.testing.assert_allclose(keypoints, hand["joints3d"][rows], rtol=1e-5, atol=1e-4)

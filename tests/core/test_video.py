@@ -454,7 +454,7 @@ class CountingSource(FrameSource):
         self.produced = 0
         self.fail_at = fail_at
 
-    def _decode(self, start: int, end: int | None) -> Iterator[Frame]:
+    def _decode(self, start: int, end: int | None, size=None) -> Iterator[Frame]:
         index = start
         while (end is None or index < end) and (
             self.frame_count_exact is False or index < self.frame_count
