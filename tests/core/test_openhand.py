@@ -14,7 +14,7 @@ from handmocap.core.handmodel import HandLayer, load_hand_models, open_model_pat
 from handmocap.core.joints import KEYPOINT_NAMES, PARENTS
 from handmocap.core.mano_io import load_mano_pickle
 from handmocap.core.openhand import anatomy
-from handmocap.core.openhand.generate import mesh_edges
+from handmocap.core.openhand.generate import mesh_edges, signed_volume
 from handmocap.core.poses import POSE_NAMES, named_pose
 
 KP = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
@@ -250,6 +250,13 @@ def test_generator_reproduces_the_committed_files(tmp_path):
         check=True,
         capture_output=True,
     )
+    with (
+        np.load(tmp_path / "OPENHAND_PREVIEW.npz") as new,
+        np.load(open_model_path("right").parent / "OPENHAND_PREVIEW.npz") as old,
+    ):
+        assert set(new.files) == set(old.files) == {"left", "right"}
+        for side in new.files:
+            np.testing.assert_array_equal(new[side], old[side], err_msg=f"preview faces {side}")
     for side in ("RIGHT", "LEFT"):
         new = pickle.loads((tmp_path / f"OPENHAND_{side}.pkl").read_bytes())
         old = load_mano_pickle(open_model_path(side.lower()))
@@ -259,3 +266,20 @@ def test_generator_reproduces_the_committed_files(tmp_path):
                 np.testing.assert_allclose(value, old[key], atol=1e-9, err_msg=key)
             else:
                 assert value == old[key], key
+
+
+def test_preview_surface_is_closed_over_the_models_own_vertices(models):
+    """The coarse surface previews draw: a quarter of the faces, every edge shared by two
+    faces (no holes), wound as the full surface (outward normals), on the model's vertices."""
+    for side, data in models.items():
+        coarse, full = data.drawing_faces, data.faces
+        assert 0.2 * len(full) < len(coarse) < 0.3 * len(full)
+        assert coarse.max() < data.num_vertices
+        edges = mesh_edges(coarse)
+        _, counts = np.unique(np.sort(
+            np.concatenate([coarse[:, [0, 1]], coarse[:, [1, 2]], coarse[:, [2, 0]]]), axis=1
+        ), axis=0, return_counts=True)  # fmt: skip
+        assert (counts == 2).all() and len(edges) == len(counts)
+        v = np.asarray(data.arrays["v_template"])
+        ratio = signed_volume(v, coarse) / signed_volume(v, full)
+        assert 0.85 < ratio < 1.05, (side, ratio)
