@@ -131,7 +131,7 @@ class CaptureReport:
     seconds: float
 
 
-STATE_DIR = "capture_state"  # tracker state at each chunk boundary, for resuming
+STATE_DIR = "capture_state"  # tracker state and known shapes at each chunk boundary, for resuming
 
 
 def resolve_device(name: str) -> str:
@@ -173,7 +173,8 @@ def _load_state(take: Path, frame: int):
             f"{take}: cannot resume at frame {frame}: the tracker state {path.name} is missing; "
             "capture again with --overwrite"
         )
-    return HandTracker.from_state(json.loads(path.read_text()))
+    state = json.loads(path.read_text())
+    return HandTracker.from_state(state["tracker"]), state["shapes"]
 
 
 def _groups(stream, start: int, chunk: int):
@@ -244,14 +245,26 @@ def _chunks(backend, groups):
         yield first, stop, frames, backend([f.image for f in frames])
 
 
-def _track_chunk(name: str, backend, tracker, results, shape):
-    """A chunk's backend results through the tracker -> per frame {side: (observation, status)}."""
+SHAPE_FRAMES = 8  # frames of a hand in one chunk that fix its shape for the rest of the take
+
+
+def _track_chunk(name: str, backend, tracker, results, shape, shapes: dict):
+    """A chunk's backend results through the tracker -> per frame {side: (observation, status)}.
+
+    MediaPipe's hands are fitted with one shape per hand for the whole take (a hand keeps its
+    proportions; the rig is built for one shape): the first chunk that sees a hand in at least
+    ``SHAPE_FRAMES`` frames fits it, later chunks reuse it (``shapes``, updated here).
+    """
     if name == "mediapipe":
         tracked = [tracker.update(hands) for hands in results]
         chosen = [
             {s: a.candidate.source for s, a in frame.items() if a.present} for frame in tracked
         ]
-        fitted = backend.fit_hands(chosen, shape)
+        fitted = backend.fit_hands(chosen, shape, shapes)
+        for side in SIDES:
+            seen = [frame[side] for frame in fitted if side in frame]
+            if side not in shapes and len(seen) >= SHAPE_FRAMES:
+                shapes[side] = [float(b) for b in seen[0].betas]
         records = []
         for frame, obs in zip(tracked, fitted, strict=True):
             records.append({s: (obs.get(s), frame[s].status) for s in SIDES})
@@ -354,7 +367,9 @@ def capture(
                 f"{take_path}: the take changed while this capture started; run it again"
             )
         resumed = begin if begin > settings.start else None
-        tracker = _load_state(take_path, begin) if resumed is not None else HandTracker()
+        tracker, shapes = HandTracker(), {}
+        if resumed is not None:
+            tracker, shapes = _load_state(take_path, begin)
         if resumed is not None:
             progress.message(f"resuming {take_path} at frame {begin}")
         total = None if end is None else end - settings.start
@@ -368,9 +383,9 @@ def capture(
         else:
             chunks = iter(ahead)
         for first, stop, frames, results in chunks:
-            records = _track_chunk(name, backend, tracker, results, shape)
+            records = _track_chunk(name, backend, tracker, results, shape, shapes)
             # the state that the next chunk starts from exists before this chunk does
-            _save_state(take_path, stop, tracker.state())
+            _save_state(take_path, stop, {"tracker": tracker.state(), "shapes": shapes})
             by_index = dict(zip((f.index for f in frames), records, strict=True))
             stamps = {f.index: f.timestamp for f in frames}
             indices = list(range(first, stop))

@@ -204,8 +204,13 @@ class HandFitter:
         xy = (px[:, 0] - np.asarray(track.center)) / track.focal * depth[:, None]
         return np.concatenate([xy, depth[:, None]], axis=1)
 
-    def fit(self, track: KeypointTrack, settings: FitSettings | None = None) -> FitResult:
+    def fit(
+        self, track: KeypointTrack, settings: FitSettings | None = None, betas=None
+    ) -> FitResult:
         """Fit every frame of the track (one shape for all); returns the parameters.
+
+        ``betas``: the hand's shape when it is already known (10 values): then only the pose
+        and translation are fitted.
 
         Runs torch on one CPU thread: the problem is small (overhead-bound, no faster on two),
         and one thread makes the result independent of how busy the machine is, which a
@@ -216,15 +221,15 @@ class HandFitter:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return self._fit(track, settings if settings is not None else FitSettings())
+            return self._fit(track, settings if settings is not None else FitSettings(), betas)
         finally:
             torch.set_num_threads(threads)
 
-    def _fit(self, track: KeypointTrack, s: FitSettings) -> FitResult:
+    def _fit(self, track: KeypointTrack, s: FitSettings, known_betas=None) -> FitResult:
         """Levenberg-Marquardt with a damping per frame (frames differ in how hard they are):
         a frame takes its step only when the step lowers its cost; the shared shape takes its
         step when that lowers the total."""
-        problem = _Problem(self, track, s)
+        problem = _Problem(self, track, s, known_betas)
         x, betas = problem.start()
         costs = problem.frame_costs(x, betas)
         damping = torch.full((len(x),), 1e-3, dtype=torch.float64)
@@ -269,9 +274,10 @@ class _Problem:
     ``FitSettings`` says and divided by the number of frames seen.
     """
 
-    def __init__(self, fitter: HandFitter, track: KeypointTrack, s: FitSettings):
+    def __init__(self, fitter: HandFitter, track: KeypointTrack, s: FitSettings, betas=None):
         f64 = torch.float64
         self.fitter, self.track, self.s = fitter, track, s
+        self.known_betas = None if betas is None else torch.tensor(np.asarray(betas), dtype=f64)
         self.layer = fitter.layer64
         self.frames = fitter.frames.to(dtype=f64, device="cpu")
         self.low, self.high = fitter.low.double().cpu(), fitter.high.double().cpu()
@@ -302,6 +308,8 @@ class _Problem:
         raw = torch.log(frac / (1 - frac))
         x = torch.cat([torch.tensor(orient), raw.reshape(self.t, 45)], dim=1)
         betas = torch.zeros(10, dtype=torch.float64)
+        if self.known_betas is not None:
+            betas = self.known_betas.clone()
         if self.pixels is not None:
             if self.world is not None:
                 kp = self.keypoints(x, betas)
@@ -431,8 +439,11 @@ class _Problem:
         try:
             solved = torch.linalg.solve(a, torch.cat([b, gx], dim=-1))
             a_b, a_g = solved[..., :10], solved[..., 10:]
-            schur = c - (b.transpose(1, 2) @ a_b).sum(0)
-            d_betas = torch.linalg.solve(schur, gb - (b.transpose(1, 2) @ a_g).sum(0))
+            if self.known_betas is not None:  # the shape stays as given
+                d_betas = torch.zeros(10, 1, dtype=torch.float64)
+            else:
+                schur = c - (b.transpose(1, 2) @ a_b).sum(0)
+                d_betas = torch.linalg.solve(schur, gb - (b.transpose(1, 2) @ a_g).sum(0))
         except torch.linalg.LinAlgError:
             return None
         d_x = (a_g - a_b @ d_betas)[..., 0]

@@ -283,10 +283,13 @@ class MediaPipeBackend:
         found = [{h.side: h for h in hands} for hands in self.landmarks(frames)]
         return self.fit_hands(found, np.asarray(frames[0]).shape)
 
-    def fit_hands(self, hands: list[dict[str, Landmarks]], frame_shape) -> list[Frame]:
+    def fit_hands(
+        self, hands: list[dict[str, Landmarks]], frame_shape, shapes: dict | None = None
+    ) -> list[Frame]:
         """Landmarks already assigned to sides (e.g. by the tracker) -> observations.
 
-        Each side's landmarks over the frames are fitted in one batch, with its own hand model.
+        Each side's landmarks over the frames are fitted in one batch, with its own hand model;
+        ``shapes`` gives a side's shape (betas) when it is already known.
         """
         results: list[Frame] = [{} for _ in hands]
         focal, center = self.camera(frame_shape)
@@ -295,7 +298,8 @@ class MediaPipeBackend:
             track = track_from_landmarks(found, None, focal, center)
             if track is None:
                 continue
-            fitted = self.fitters[side].fit(track, self.fit_settings)
+            known = None if shapes is None else shapes.get(side)
+            fitted = self.fitters[side].fit(track, self.fit_settings, known)
             for t in np.flatnonzero(track.valid):
                 joints3d = fitted.keypoints[t]
                 results[t][side] = HandObservation(

@@ -196,3 +196,14 @@ def test_fit_lowers_the_cost_below_its_closed_form_start(fitters):
     # frames without the hand hold the nearest fitted frame's parameters
     np.testing.assert_array_equal(result.hand_pose[4], result.hand_pose[3])
     np.testing.assert_array_equal(result.hand_pose[5], result.hand_pose[6])
+
+
+def test_a_known_shape_is_kept(fitters):
+    rng = np.random.default_rng(4)
+    fitter = fitters["left"]
+    _, track = synthetic(fitter, angle_track(10, [FLAT, BENT], rng), rng)
+    shape = np.linspace(-0.5, 0.5, 10)
+    result = fitter.fit(track, betas=shape)
+    np.testing.assert_array_equal(result.betas, shape)
+    free = fitter.fit(track)
+    assert result.loss >= free.loss - 1e-9  # fixing the shape can only cost
