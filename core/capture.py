@@ -217,15 +217,20 @@ class _LandmarksAhead:
                 return
             first, stop, frames = group
             prepared = [self.hands.prepare(f.image) for f in frames]
-            frames = [replace(f, image=None) for f in frames]  # the worker holds them
-            job = self.pool.submit(self.hands.landmark_chunk, prepared)
-            self.pending.append((first, stop, frames, job))
+            frames = [replace(f, image=None) for f in frames]  # the workers hold them
+            # each half of a chunk from a fresh start (so a resumed capture, which starts on a
+            # chunk boundary, sees the same): both workers busy sooner at the start of a
+            # capture, and no worker waiting long on the other at its end
+            half = (len(prepared) + 1) // 2
+            jobs = [self.pool.submit(self.hands.landmark_chunk, part)
+                    for part in (prepared[:half], prepared[half:]) if part]  # fmt: skip
+            self.pending.append((first, stop, frames, jobs))
 
     def __iter__(self):
         """(first, stop, frames without images, landmarks) per chunk, in order."""
         while self.pending:
-            first, stop, frames, job = self.pending.popleft()
-            landmarks = job.result()
+            first, stop, frames, jobs = self.pending.popleft()
+            landmarks = [hands for job in jobs for hands in job.result()]
             self._fill()
             yield first, stop, frames, landmarks
 
@@ -233,8 +238,9 @@ class _LandmarksAhead:
         return self
 
     def __exit__(self, *exc) -> None:
-        for *_, job in self.pending:
-            job.cancel()
+        for *_, jobs in self.pending:
+            for job in jobs:
+                job.cancel()
         self.pool.shutdown(wait=True)
         self.hands.close()
 
