@@ -94,13 +94,18 @@ def roll_of(matrix: np.ndarray) -> np.ndarray:
     return np.arctan2(turn[..., 0, 2], turn[..., 0, 0])
 
 
-def rest_skeleton(model: HandModelData, betas=None) -> tuple[np.ndarray, np.ndarray]:
-    """(16, 3) joints and (5, 3) fingertips (thumb..pinky) of the flat hand at rest."""
+def rest_vertices(model: HandModelData, betas=None) -> np.ndarray:
+    """(V, 3) the flat hand's surface at rest, for the shape ``betas`` (default: the mean)."""
     a = model.arrays
     betas = np.zeros(10) if betas is None else np.asarray(betas, dtype=np.float64)
     dirs = np.asarray(a["shapedirs"], dtype=np.float64)[..., : len(betas)]
-    verts = np.asarray(a["v_template"], dtype=np.float64) + dirs @ betas
-    joints = np.asarray(a["J_regressor"], dtype=np.float64) @ verts
+    return np.asarray(a["v_template"], dtype=np.float64) + dirs @ betas
+
+
+def rest_skeleton(model: HandModelData, betas=None) -> tuple[np.ndarray, np.ndarray]:
+    """(16, 3) joints and (5, 3) fingertips (thumb..pinky) of the flat hand at rest."""
+    verts = rest_vertices(model, betas)
+    joints = np.asarray(model.arrays["J_regressor"], dtype=np.float64) @ verts
     return joints, verts[model.fingertip_ids]
 
 
