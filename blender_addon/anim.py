@@ -11,7 +11,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-LINEAR = 1  # keyframe interpolation enum: CONSTANT 0, LINEAR 1, BEZIER 2
+CONSTANT, LINEAR = 0, 1  # keyframe interpolation enum values (BEZIER is 2)
 
 
 def new_action(obj: bpy.types.Object, name: str):
@@ -47,17 +47,19 @@ def _new_fcurve(fcurves, data_path: str, index: int, group: str):
         return fcurves.new(data_path, index=index)  # 4.4 and 4.5 channel bags
 
 
-def write_curves(fcurves, data_path: str, group: str, frames, values) -> None:
-    """One F-curve per column of ``values`` (T, C), keyed at ``frames`` (T,), linear."""
+def write_curves(
+    fcurves, data_path: str, group: str, frames, values, interpolation: int = LINEAR
+) -> None:
+    """One F-curve per column of ``values`` (T, C), keyed at ``frames`` (T,)."""
     frames = np.asarray(frames, dtype=np.float32)
     values = np.asarray(values, dtype=np.float32).reshape(len(frames), -1)
     co = np.empty(2 * len(frames), dtype=np.float32)
     co[0::2] = frames
-    interpolation = np.full(len(frames), LINEAR, dtype=np.int32)
+    modes = np.full(len(frames), interpolation, dtype=np.int32)
     for index in range(values.shape[1]):
         curve = _new_fcurve(fcurves, data_path, index, group)
         curve.keyframe_points.add(len(frames))
         co[1::2] = values[:, index]
         curve.keyframe_points.foreach_set("co", co)
-        curve.keyframe_points.foreach_set("interpolation", interpolation)
+        curve.keyframe_points.foreach_set("interpolation", modes)
         curve.update()

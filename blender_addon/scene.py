@@ -1,0 +1,121 @@
+"""A take in Blender: the camera that filmed it with the footage behind, and both hands baked.
+
+Looking through the camera, the hands lie on the hands in the video: the camera has the take's
+focal length (Blender's sensor spans the frame's longer side) and the frame's size, and the
+hands hang from it in the take's camera frame (OpenCV axes: x right, y down, z forward, turned
+into Blender's camera axes: y up, z back). Frame ``i`` of the video is scene frame ``i + 1``.
+
+A hand's animation is one Action per take and hand (``TAKE.left``, ``TAKE.right``); frames where
+the hand is neither seen nor bridged by the smoother hide its mesh (``TAKE.left.visible``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from handmocap.blender_addon.anim import CONSTANT, new_action, write_curves
+from handmocap.blender_addon.build import bake_bones, build_armature, build_mesh
+from handmocap.core.errors import HandmocapError
+from handmocap.core.handmodel import HandModelData
+from handmocap.core.rig import build_rig, pose_to_bones
+from handmocap.core.smoothing import smooth_hand
+from handmocap.core.take import Take
+
+SENSOR_MM = 36.0
+# the take's camera axes (OpenCV) in Blender's camera axes: a half turn about x, as (w, x, y, z)
+CAMERA_FROM_OPENCV = (0.0, 1.0, 0.0, 0.0)
+
+
+@dataclass
+class BakedTake:
+    camera: bpy.types.Object
+    hands: dict = field(default_factory=dict)  # side -> (armature, mesh)
+    frames: tuple[int, int] = (1, 1)  # scene frame range
+    missing: list[str] = field(default_factory=list)  # sides never seen
+
+
+def build_camera(take: Take, name: str = "handmocap camera") -> bpy.types.Object:
+    """The camera of the take, level and looking along +Y, with its footage as background."""
+    m = take.manifest
+    scene = bpy.context.scene
+    camera = bpy.data.cameras.new(name)
+    camera.sensor_fit = "AUTO"  # the sensor width spans the longer side of the frame
+    camera.sensor_width = SENSOR_MM
+    camera.lens = m.focal_length * SENSOR_MM / max(m.width, m.height)
+    obj = bpy.data.objects.new(name, camera)
+    scene.collection.objects.link(obj)
+    obj.rotation_euler = (math.pi / 2, 0.0, 0.0)
+    scene.camera = obj
+    scene.render.resolution_x, scene.render.resolution_y = m.width, m.height
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
+    fps = round(m.fps)
+    scene.render.fps, scene.render.fps_base = fps, fps / m.fps
+    source = Path(m.source.path) if m.source is not None else None
+    if source is not None and source.is_file():
+        clip = bpy.data.movieclips.load(str(source))
+        clip.frame_start = 1
+        camera.show_background_images = True
+        background = camera.background_images.new()
+        background.source = "MOVIE_CLIP"
+        background.clip = clip
+        background.alpha = 1.0
+    return obj
+
+
+def bake_take(
+    take: Take, models: dict[str, HandModelData], smoothing: str = "offline"
+) -> BakedTake:
+    """Build the camera and both hands of ``take`` in the current scene and key them."""
+    name = take.path.stem
+    camera = build_camera(take)
+    rows = np.asarray(take.arrays["frame_index"], dtype=np.int64)
+    if len(rows) == 0:
+        raise HandmocapError(f"{take.path}: the take holds no frames")
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = int(rows[0]) + 1, int(rows[-1]) + 1
+    baked = BakedTake(camera, frames=(scene.frame_start, scene.frame_end))
+    for side, model in models.items():
+        smoothed = smooth_hand(take.hand(side), take.manifest.fps, smoothing)
+        valid = np.asarray(smoothed["valid"], dtype=bool)
+        if not valid.any():
+            baked.missing.append(side)
+            continue
+        rig = build_rig(model, np.median(np.asarray(smoothed["betas"])[valid], axis=0))
+        armature = build_armature(f"{name} {side} hand", rig)
+        armature.parent = camera
+        armature.rotation_mode = "QUATERNION"
+        armature.rotation_quaternion = CAMERA_FROM_OPENCV
+        mesh = build_mesh(f"{name} {side} hand mesh", model, rig, armature)
+        quats, location = pose_to_bones(
+            rig, *(np.asarray(smoothed[k], dtype=np.float64)[valid]
+                   for k in ("global_orient", "hand_pose", "transl")),
+        )  # fmt: skip
+        bake_bones(armature, rig, f"{name}.{side}", rows[valid] + 1, quats, location)
+        _, fcurves = new_action(mesh, f"{name}.{side}.visible")
+        hidden = (~valid).astype(np.float32)[:, None]
+        for path in ("hide_viewport", "hide_render"):
+            write_curves(fcurves, path, "visibility", rows + 1, hidden, CONSTANT)
+        baked.hands[side] = (armature, mesh)
+    return baked
+
+
+def save_blend(path: Path) -> None:
+    """Save the scene to ``path``, whole or not at all (written aside, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.stem}.saving.blend")
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(temp), check_existing=False, copy=True)
+        if not temp.is_file():
+            raise HandmocapError(f"{path}: Blender did not write the file")
+        os.replace(temp, path)
+    finally:
+        if temp.exists():
+            temp.unlink()
