@@ -32,6 +32,7 @@ JOBS = (
     ("bench_mediapipe.py", "cpu"),
     ("bench_smoothing.py", "cpu"),
     ("bench_capture.py", "cpu"),
+    ("bench_bake.py", "cpu"),
 )
 CUDA_JOBS = (("bench_handlayer.py", "cuda"), ("bench_acr.py", "cuda"))
 VERSION_KEYS = ("torch", "numpy", "smplx", "opencv", "python")
