@@ -94,3 +94,21 @@ def test_bake_a_captured_take_and_read_it_back(tmp_path):
     camera_space = np.array(out["camera_space"]) * [1, -1, -1]  # Blender's camera axes -> OpenCV
     error = np.linalg.norm(camera_space - joints, axis=-1)
     assert error.max() < 1e-4, error.max()  # 0.1 mm
+
+
+def test_bake_bad_input_is_one_clear_line(tmp_path, capsys):
+    from handmocap.core import cli as handmocap_cli
+
+    assert handmocap_cli.main(["bake", str(tmp_path / "none.take")]) == 2
+    assert "none.take" in capsys.readouterr().err
+    take = tmp_path / "t.take"
+    take.mkdir()
+    (take / "manifest.json").write_text('{"format_version": 99}')
+    assert handmocap_cli.main(["bake", str(take)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest" in err
+    assert handmocap_cli.main(["bake", str(take), "--smoothing", "heavy"]) == 2
+    assert "--smoothing" in capsys.readouterr().err
+    assert handmocap_cli.main(["bake", str(take), "-o", str(tmp_path / "x.fbx")]) == 2
+    assert ".blend" in capsys.readouterr().err
+    assert not (tmp_path / "x.fbx").exists()
