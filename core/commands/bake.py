@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 NAME = "bake"
-HELP = "bake a take into a .blend: the camera with the footage behind, both hands animated"
+HELP = "bake a take into a .blend (camera, footage, both hands animated) and an FBX"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--smoothing", default="offline", help="smoothing preset: none, one-euro-acr or offline"
+    )
+    parser.add_argument(
+        "--fbx", type=Path, default=None, metavar="OUT.fbx", help="also write an FBX"
+    )
+    parser.add_argument(
+        "--preset", choices=("unity", "unreal"), default="unity", help="FBX settings (unity)"
     )
     parser.add_argument("--models", type=Path, default=None, help="models folder (for MANO)")
 
@@ -34,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or args.take.with_suffix(".blend")
     if output.suffix != ".blend":
         raise HandmocapError(f"{output}: the output must be a .blend file")
+    if args.fbx is not None and args.fbx.suffix.lower() != ".fbx":
+        raise HandmocapError(f"{args.fbx}: --fbx must name a .fbx file")
     take = read_take(args.take)
     kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
     models = load_hand_models(args.models, kind)
@@ -41,14 +49,19 @@ def run(args: argparse.Namespace) -> int:
         raise HandmocapError("baking needs the bpy module: make test / make demo install it")
     import bpy
 
+    from handmocap.blender_addon.export import export_fbx
     from handmocap.blender_addon.scene import bake_take, save_blend
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     baked = bake_take(take, models, args.smoothing)
     save_blend(output)
+    if args.fbx is not None:
+        export_fbx(args.fbx, [o for pair in baked.hands.values() for o in pair], args.preset)
     first, last = baked.frames
     hands = ", ".join(sorted(baked.hands)) or "none"
     print(f"blend: {output} (frames {first}-{last}, hands: {hands}, smoothing {args.smoothing})")
+    if args.fbx is not None:
+        print(f"fbx:   {args.fbx} ({args.preset} preset)")
     for side in baked.missing:
         print(f"note: the {side} hand is never seen in {args.take}; it has no rig")
     return 0

@@ -3,6 +3,7 @@ Blender: the hand lies on the video through the camera, and its joints are the t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -38,11 +39,15 @@ READ_BACK = textwrap.dedent(
     out = {"frames": [scene.frame_start, scene.frame_end], "size": [scene.render.resolution_x,
            scene.render.resolution_y], "actions": sorted(a.name for a in bpy.data.actions),
            "background": [b.source for b in camera.data.background_images],
-           "camera_space": [], "pixels": []}
+           "camera_space": [], "pixels": [], "world": [],
+           "names": [pb.name for pb in arm.pose.bones],
+           "fps": scene.render.fps / scene.render.fps_base}
     to_camera = camera.matrix_world.inverted()
     for frame in range(scene.frame_start, scene.frame_end + 1):
         scene.frame_set(frame)
         heads = [arm.matrix_world @ pb.head for pb in arm.pose.bones]
+        bones = [arm.matrix_world @ pb.matrix for pb in arm.pose.bones]
+        out["world"].append([[list(r) for r in m] for m in bones])
         out["camera_space"].append([list(to_camera @ h) for h in heads])
         px = []
         for h in heads:
@@ -59,14 +64,18 @@ def cli(*args: str, env=None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
 
 
-def test_bake_a_captured_take_and_read_it_back(tmp_path):
-    pytest.importorskip("bpy", reason="the bpy module runs Blender headless")
+@pytest.mark.parametrize("preset", ["unity", "unreal"])
+def test_bake_a_captured_take_and_read_it_back(tmp_path, preset):
+    if importlib.util.find_spec("bpy") is None:  # not imported here: it runs in a subprocess
+        pytest.skip("the bpy module runs Blender headless")
     env = {**os.environ, "HANDMOCAP_MODELS": "", "BLENDER_USER_RESOURCES": str(tmp_path / "b")}
     take_path, blend = tmp_path / "asl.take", tmp_path / "asl.blend"
     done = cli("capture", str(ASL), "-o", str(take_path), "--end", "16", "--batch", "16",
                "--progress", "none", env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    done = cli("bake", str(take_path), "-o", str(blend), "--smoothing", "none", env=env)
+    fbx = tmp_path / "asl.fbx"
+    done = cli("bake", str(take_path), "-o", str(blend), "--smoothing", "none", "--fbx", str(fbx),
+               "--preset", preset, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"blend: {blend}" in done.stdout and "left hand is never seen" in done.stdout
     (tmp_path / "read.py").write_text(READ_BACK)
@@ -94,6 +103,22 @@ def test_bake_a_captured_take_and_read_it_back(tmp_path):
     camera_space = np.array(out["camera_space"]) * [1, -1, -1]  # Blender's camera axes -> OpenCV
     error = np.linalg.norm(camera_space - joints, axis=-1)
     assert error.max() < 1e-4, error.max()  # 0.1 mm
+    # the FBX, read by ufbx (not Blender) in Blender's axes and metres: the same bones, frame by
+    # frame (FBX time = scene frame / fps)
+    ufbx = pytest.importorskip("ufbx", reason="ufbx is the independent FBX reader")
+    scene = ufbx.load_file(str(fbx), target_axes=ufbx.axes_right_handed_z_up,
+                           target_unit_meters=1.0)  # fmt: skip
+    stack = scene.anim_stacks[0]  # ufbx's objects live as long as what they came from
+    world = np.array(out["world"])  # (T, 16, 4, 4) Blender's posed bones
+    for t in range(16):
+        evaluated = ufbx.evaluate_scene(scene, stack.anim, (t + 1) / out["fps"])  # owns nodes
+        nodes = {n.name: n for n in evaluated.nodes}
+        for j, name in enumerate(out["names"]):
+            m = nodes[name].node_to_world
+            cols = np.array([[c.x, c.y, c.z] for c in (m.c0, m.c1, m.c2, m.c3)]).T  # (3, 4)
+            rotation = cols[:, :3] / np.linalg.norm(cols[:, :3], axis=0)
+            np.testing.assert_allclose(cols[:, 3], world[t, j, :3, 3], atol=1e-5)
+            np.testing.assert_allclose(rotation, world[t, j, :3, :3], atol=1e-4)
 
 
 def test_bake_bad_input_is_one_clear_line(tmp_path, capsys):

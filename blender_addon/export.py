@@ -1,0 +1,64 @@
+"""FBX export of baked hands, with presets for game engines.
+
+Both presets export the armatures and their meshes only (or, with ``whole``, every object of
+the scene, for a character the hands were retargeted onto), the animation baked per frame with
+no simplification (so keys are exact), no leaf bones, bones along Y as Blender has them.
+``unity``: Y up and -Z forward, scales applied so that one Blender metre is one Unity metre.
+``unreal``: Z up and -Y forward as Unreal has them, scales left to the FBX unit (Unreal's
+importer converts them). The FBX writer is Blender's own (``io_scene_fbx``); the tests read its
+files back with ufbx, an independent reader.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+
+from handmocap.core.errors import HandmocapError
+
+COMMON = {
+    "use_selection": True,
+    "object_types": {"ARMATURE", "MESH"},
+    "add_leaf_bones": False,
+    "primary_bone_axis": "Y",
+    "secondary_bone_axis": "X",
+    "bake_anim": True,
+    "bake_anim_use_all_bones": True,
+    "bake_anim_use_nla_strips": False,
+    "bake_anim_use_all_actions": False,
+    "bake_anim_force_startend_keying": True,
+    "bake_anim_step": 1.0,
+    "bake_anim_simplify_factor": 0.0,
+    "use_armature_deform_only": False,
+    "mesh_smooth_type": "FACE",
+}
+PRESETS = {
+    "unity": {"axis_forward": "-Z", "axis_up": "Y", "apply_scale_options": "FBX_SCALE_ALL",
+              "global_scale": 1.0},
+    "unreal": {"axis_forward": "-Y", "axis_up": "Z", "apply_scale_options": "FBX_SCALE_NONE",
+               "global_scale": 1.0},
+}  # fmt: skip
+
+
+def export_fbx(path: Path, objects, preset: str = "unity", whole: bool = False) -> None:
+    """Write ``objects`` (armatures and meshes; ``whole``: the whole scene) to ``path``."""
+    if preset not in PRESETS:
+        raise HandmocapError(f"unknown FBX preset {preset!r}: use one of {', '.join(PRESETS)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for obj in bpy.context.scene.objects:
+        obj.select_set(whole or obj in objects)
+    options = {**COMMON, **PRESETS[preset]}
+    if whole:
+        options["object_types"] = {"ARMATURE", "MESH", "EMPTY", "OTHER"}
+    temp = path.with_name(f".{path.stem}.writing.fbx")
+    try:
+        bpy.ops.export_scene.fbx(filepath=str(temp), **options)
+        if not temp.is_file():
+            raise HandmocapError(f"{path}: Blender's FBX exporter wrote nothing")
+        os.replace(temp, path)
+    finally:
+        if temp.exists():
+            temp.unlink()
