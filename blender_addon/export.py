@@ -11,11 +11,11 @@ files back with ufbx, an independent reader.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import bpy
 
+from handmocap.blender_addon.scene import write_whole
 from handmocap.core.errors import HandmocapError
 
 COMMON = {
@@ -46,19 +46,13 @@ def export_fbx(path: Path, objects, preset: str = "unity", whole: bool = False) 
     """Write ``objects`` (armatures and meshes; ``whole``: the whole scene) to ``path``."""
     if preset not in PRESETS:
         raise HandmocapError(f"unknown FBX preset {preset!r}: use one of {', '.join(PRESETS)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     for obj in bpy.context.scene.objects:
         obj.select_set(whole or obj in objects)
     options = {**COMMON, **PRESETS[preset]}
     if whole:
         options["object_types"] = {"ARMATURE", "MESH", "EMPTY", "OTHER"}
-    temp = path.with_name(f".{path.stem}.writing.fbx")
-    try:
-        bpy.ops.export_scene.fbx(filepath=str(temp), **options)
-        if not temp.is_file():
-            raise HandmocapError(f"{path}: Blender's FBX exporter wrote nothing")
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
+    write_whole(
+        path,
+        lambda temp: bpy.ops.export_scene.fbx(filepath=str(temp), **options),
+        "Blender's FBX exporter",
+    )

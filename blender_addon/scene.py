@@ -106,16 +106,28 @@ def bake_take(
     return baked
 
 
-def save_blend(path: Path) -> None:
-    """Save the scene to ``path``, whole or not at all (written aside, then renamed)."""
+def write_whole(path: Path, write, what: str) -> None:
+    """Run ``write(temp)`` on a file beside ``path``, then rename it to ``path``: the file is
+    there whole or not at all (``what`` names the writer in the error)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.stem}.saving.blend")
+    temp = path.with_name(f".{path.stem}.writing{path.suffix}")
     try:
-        bpy.ops.wm.save_as_mainfile(filepath=str(temp), check_existing=False, copy=True)
+        write(temp)
         if not temp.is_file():
-            raise HandmocapError(f"{path}: Blender did not write the file")
+            raise HandmocapError(f"{path}: {what} wrote nothing")
         os.replace(temp, path)
     finally:
         if temp.exists():
             temp.unlink()
+
+
+def save_blend(path: Path) -> None:
+    """Save the scene to ``path``, whole or not at all."""
+    write_whole(
+        path,
+        lambda temp: bpy.ops.wm.save_as_mainfile(
+            filepath=str(temp), check_existing=False, copy=True
+        ),
+        "Blender",
+    )
