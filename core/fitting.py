@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from handmocap.core.handmodel import HandModelData
-from handmocap.core.joints import KEYPOINTS_FROM_JOINTS_AND_TIPS
+from handmocap.core.joints import FINGERS, KEYPOINTS_FROM_JOINTS_AND_TIPS
 from handmocap.core.kinematics import FINGER_CHAINS, KeypointLayer, joint_frames, joint_limits
 from handmocap.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
@@ -119,29 +119,24 @@ class HandFitter:
         self.device = torch.device(device)
         self.layer = KeypointLayer(model).to(self.device)
         self.layer64 = KeypointLayer(model).to(dtype=torch.float64)  # the solver's, on the CPU
-        self.frames = torch.tensor(joint_frames(model), dtype=torch.float32, device=self.device)
-        limits = torch.tensor(joint_limits(), dtype=torch.float32, device=self.device)
-        self.low, self.high = limits[..., 0], limits[..., 1]
+        frames, limits = joint_frames(model), joint_limits()
+        self.frames = torch.tensor(frames, dtype=torch.float32, device=self.device)
+        self.low = torch.tensor(limits[..., 0], dtype=torch.float32, device=self.device)
+        self.high = torch.tensor(limits[..., 1], dtype=torch.float32, device=self.device)
+        # the solver's copies (float64, CPU), and the rest keypoints every start needs
+        self.frames64, self.limits64 = torch.tensor(frames), torch.tensor(limits)
+        zero = torch.zeros(1, 3, dtype=torch.float64)
+        with torch.no_grad():
+            rest = self.layer64(zero, zero.new_zeros(1, 15, 3), zero.new_zeros(1, 10))
+        self._rest = rest[0].numpy()
 
     def angles_to_pose(self, angles: torch.Tensor) -> torch.Tensor:
         """(T, 15, 3) joint-frame angles -> (T, 15, 3) axis-angles in the model's frame."""
         return torch.einsum("jab,tjb->tja", self.frames, angles)
 
-    def pose_to_angles(self, pose: torch.Tensor) -> torch.Tensor:
-        """Inverse of ``angles_to_pose`` (the frames are orthonormal)."""
-        return torch.einsum("jab,tja->tjb", self.frames, pose)
-
     def initial_orient(self, track: KeypointTrack) -> np.ndarray:
         """(T, 3) orientation aligning the rest palm with the observed palm (Kabsch)."""
-        rest = (
-            self.layer(
-                torch.zeros(1, 3, device=self.device),
-                torch.zeros(1, 15, 3, device=self.device),
-                torch.zeros(1, 10, device=self.device),
-            )[0]
-            .cpu()
-            .numpy()
-        )
+        rest = self.rest_keypoints()
         if track.world is not None:
             observed = track.world[:, PALM]
         else:  # pixels only: a rough orientation from the image plane
@@ -162,12 +157,12 @@ class HandFitter:
         angles = np.zeros((t, 15, 3))
         if track.world is None:
             return angles
-        rest = self.rest_keypoints().astype(np.float64)  # (21, 3)
+        rest = self.rest_keypoints()  # (21, 3)
         world = np.nan_to_num(track.world)
         slot = {int(src): k for k, src in enumerate(KEYPOINTS_FROM_JOINTS_AND_TIPS)}
-        tip_of = {"thumb": 16, "index": 17, "middle": 18, "ring": 19, "pinky": 20}
-        frames = self.frames.double().cpu().numpy()
-        low, high = self.low.double().cpu().numpy(), self.high.double().cpu().numpy()
+        tip_of = {f: 16 + k for k, f in enumerate(FINGERS)}  # after the 16 joints
+        frames = self.frames64.numpy()
+        low, high = self.limits64[..., 0].numpy(), self.limits64[..., 1].numpy()
         margin = 1e-3 * (high - low)
         wrist = axis_angle_to_matrix(np.asarray(orient, dtype=np.float64))  # (T, 3, 3)
         for finger, chain in FINGER_CHAINS.items():
@@ -191,10 +186,7 @@ class HandFitter:
 
     def rest_keypoints(self) -> np.ndarray:
         """(21, 3) keypoints of the flat hand at rest, mean shape, wrist at the origin."""
-        zero = torch.zeros(1, 3, device=self.device)
-        with torch.no_grad():
-            rest = self.layer(zero, zero.new_zeros(1, 15, 3), zero.new_zeros(1, 10))
-        return rest[0].cpu().numpy()
+        return self._rest
 
     def initial_transl(self, track: KeypointTrack, size_3d: float) -> np.ndarray:
         """(T, 3) wrist positions from the pixels: depth from the palm's size in the image."""
@@ -279,8 +271,8 @@ class _Problem:
         self.fitter, self.track, self.s = fitter, track, s
         self.known_betas = None if betas is None else torch.tensor(np.asarray(betas), dtype=f64)
         self.layer = fitter.layer64
-        self.frames = fitter.frames.to(dtype=f64, device="cpu")
-        self.low, self.high = fitter.low.double().cpu(), fitter.high.double().cpu()
+        self.frames = fitter.frames64
+        self.low, self.high = fitter.limits64[..., 0], fitter.limits64[..., 1]
         self.valid = torch.as_tensor(np.asarray(track.valid))
         self.t = len(self.valid)
         n = float(self.valid.sum())
