@@ -188,19 +188,3 @@ def write_preview(
         if container is not None:
             container.close()
     return Preview(written, tile_sheet(tiles, columns, width) if tiles else None)
-
-
-def render_preview(
-    take: Take, layer: HandLayer, out: Path, smoothing: str = "offline",
-    height: int | None = PREVIEW_HEIGHT,
-) -> int:  # fmt: skip
-    """Write the overlay video; returns the frames written."""
-    return write_preview(take, layer, out, False, smoothing, height=height).frames
-
-
-def contact_sheet(
-    take: Take, layer: HandLayer, count: int = 12, columns: int = 4, width: int = 1600,
-    smoothing: str = "offline",
-) -> np.ndarray:  # fmt: skip
-    """Evenly spaced frames of the overlay in a grid, RGB uint8 about ``width`` pixels wide."""
-    return write_preview(take, layer, None, True, smoothing, count, columns, width).sheet
