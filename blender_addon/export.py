@@ -1,8 +1,8 @@
 """FBX export of baked hands, with presets for game engines.
 
-Both presets export the armatures and their meshes only (or, with ``whole``, every object of
-the scene, for a character the hands were retargeted onto), the animation baked per frame with
-no simplification (so keys are exact), no leaf bones, bones along Y as Blender has them.
+Both presets export the given armatures and meshes only: the hands, or a character the hands
+were retargeted onto (``character_objects``), the animation baked per frame with no
+simplification (so keys are exact), no leaf bones, bones along Y as Blender has them.
 ``unity``: Y up and -Z forward, scales applied so that one Blender metre is one Unity metre.
 ``unreal``: Z up and -Y forward as Unreal has them, scales left to the FBX unit (Unreal's
 importer converts them). The FBX writer is Blender's own (``io_scene_fbx``); the tests read its
@@ -42,15 +42,19 @@ PRESETS = {
 }  # fmt: skip
 
 
-def export_fbx(path: Path, objects, preset: str = "unity", whole: bool = False) -> None:
-    """Write ``objects`` (armatures and meshes; ``whole``: the whole scene) to ``path``."""
+def character_objects(armature: bpy.types.Object) -> list[bpy.types.Object]:
+    """A character: its armature and the armatures and meshes below it."""
+    below = [o for o in armature.children_recursive if o.type in {"ARMATURE", "MESH"}]
+    return [armature, *below]
+
+
+def export_fbx(path: Path, objects, preset: str = "unity") -> None:
+    """Write ``objects`` (armatures and meshes, with their active Actions) to ``path``."""
     if preset not in PRESETS:
         raise HandmocapError(f"unknown FBX preset {preset!r}: use one of {', '.join(PRESETS)}")
     for obj in bpy.context.scene.objects:
-        obj.select_set(whole or obj in objects)
+        obj.select_set(obj in objects)
     options = {**COMMON, **PRESETS[preset]}
-    if whole:
-        options["object_types"] = {"ARMATURE", "MESH", "EMPTY", "OTHER"}
     write_whole(
         path,
         lambda temp: bpy.ops.export_scene.fbx(filepath=str(temp), **options),

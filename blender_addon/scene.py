@@ -11,8 +11,10 @@ the hand is neither seen nor bridged by the smoother hide its mesh (``TAKE.left.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +23,11 @@ import numpy as np
 
 from handmocap.blender_addon.anim import CONSTANT, new_action, write_curves
 from handmocap.blender_addon.build import bake_bones, build_armature, build_mesh
+from handmocap.blender_addon.retarget import HandMotion
 from handmocap.core.errors import HandmocapError
 from handmocap.core.handmodel import HandModelData
 from handmocap.core.rig import build_rig, pose_to_bones
+from handmocap.core.rotations import quat_make_continuous
 from handmocap.core.smoothing import smooth_hand
 from handmocap.core.take import Take
 
@@ -38,6 +42,7 @@ class BakedTake:
     hands: dict = field(default_factory=dict)  # side -> (armature, mesh)
     frames: tuple[int, int] = (1, 1)  # scene frame range
     missing: list[str] = field(default_factory=list)  # sides never seen
+    motions: dict = field(default_factory=dict)  # side -> retarget.HandMotion, for retargeting
 
 
 def build_camera(take: Take, name: str = "handmocap camera") -> bpy.types.Object:
@@ -97,7 +102,11 @@ def bake_take(
             rig, *(np.asarray(smoothed[k], dtype=np.float64)[valid]
                    for k in ("global_orient", "hand_pose", "transl")),
         )  # fmt: skip
-        bake_bones(armature, rig, f"{name}.{side}", rows[valid] + 1, quats, location)
+        bake_bones(armature, rig, f"{name}.{side}", rows[valid] + 1,
+                   quat_make_continuous(quats), location)  # fmt: skip
+        baked.motions[side] = HandMotion(
+            rig, rows[valid] + 1, np.asarray(smoothed["hand_pose"], dtype=np.float64)[valid]
+        )
         _, fcurves = new_action(mesh, f"{name}.{side}.visible")
         hidden = (~valid).astype(np.float32)[:, None]
         for path in ("hide_viewport", "hide_render"):
@@ -106,17 +115,36 @@ def bake_take(
     return baked
 
 
+@contextlib.contextmanager
+def quiet():
+    """Blender's own chatter (reading, saving, exporting: from C and from Python) kept off the
+    standard output, where the command line reports; its errors still raise."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def write_whole(path: Path, write, what: str) -> None:
     """Run ``write(temp)`` on a file beside ``path``, then rename it to ``path``: the file is
     there whole or not at all (``what`` names the writer in the error)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.stem}.writing{path.suffix}")
     try:
-        write(temp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with quiet():
+            write(temp)
         if not temp.is_file():
             raise HandmocapError(f"{path}: {what} wrote nothing")
         os.replace(temp, path)
+    except OSError as exc:
+        raise HandmocapError(f"{path}: cannot write it ({exc.strerror or exc})") from None
     finally:
         if temp.exists():
             temp.unlink()

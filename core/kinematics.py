@@ -147,13 +147,45 @@ class KeypointLayer(nn.Module):
         return out["keypoints"], d_pose, d_betas
 
 
+def palm_axes(wrist, radial, ulnar, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """The palm's normal toward the back of the hand, and the unit vector across the palm
+    toward the little finger, from the wrist and two knuckles (``radial`` nearer the thumb,
+    e.g. the index finger's, ``ulnar`` nearer the little finger)."""
+    wrist, radial, ulnar = (np.asarray(p, dtype=np.float64) for p in (wrist, radial, ulnar))
+    sign = 1.0 if side == "right" else -1.0
+    dorsal = -sign * np.cross(radial - wrist, ulnar - wrist)
+    dorsal /= np.linalg.norm(dorsal)
+    toward_pinky = ulnar - radial
+    toward_pinky /= np.linalg.norm(toward_pinky)
+    return dorsal, toward_pinky
+
+
+def bone_frame(bone, finger: str, dorsal, toward_pinky, side: str) -> np.ndarray:
+    """(3, 3) columns: flexion axis, abduction axis, the bone's unit direction.
+
+    A positive rotation about the flexion axis curls the bone toward the palm (for the thumb:
+    across the palm, toward the little finger); a positive abduction spreads it toward the
+    thumb.
+    """
+    sign = 1.0 if side == "right" else -1.0
+    bone = np.asarray(bone, dtype=np.float64)
+    bone = bone / np.linalg.norm(bone)
+    curl = -dorsal if finger != "thumb" else -0.6 * dorsal + 0.8 * toward_pinky
+    flex = np.cross(bone, curl)
+    flex -= bone * (flex @ bone)
+    flex /= np.linalg.norm(flex)
+    abduct = np.cross(bone, flex) * sign
+    return np.stack([flex, abduct, bone], axis=1)
+
+
 def joint_frames(model: HandModelData) -> np.ndarray:
     """(15, 3, 3) per finger joint: columns flexion axis, abduction axis, twist (bone) axis.
 
     From the rest skeleton alone, so it serves any hand model of MANO's kinematic tree: the
     twist axis runs along the bone, the abduction axis is the palm's normal toward the back of
     the hand, flexion is their cross product (a positive flexion curls toward the palm). The
-    thumb flexes across the palm, so its flexion axis is tilted toward the little finger.
+    thumb flexes across the palm, so its flexion axis is tilted toward the little finger
+    (``palm_axes``, ``bone_frame``).
     """
     a = model.arrays
     joints = np.asarray(a["J_regressor"]) @ np.asarray(a["v_template"])
@@ -165,24 +197,14 @@ def joint_frames(model: HandModelData) -> np.ndarray:
         "ring": tips[3],
         "pinky": tips[4],
     }
-    wrist, index1, pinky1 = joints[0], joints[1], joints[7]
-    sign = 1.0 if model.side == "right" else -1.0
-    dorsal = -sign * np.cross(index1 - wrist, pinky1 - wrist)
-    dorsal /= np.linalg.norm(dorsal)
-    toward_pinky = pinky1 - index1
-    toward_pinky /= np.linalg.norm(toward_pinky)
+    dorsal, toward_pinky = palm_axes(joints[0], joints[1], joints[7], model.side)
     frames = np.zeros((15, 3, 3))
     for finger, chain in FINGER_CHAINS.items():
         ends = [joints[j] for j in chain] + [tip_of[finger]]
         for k, j in enumerate(chain):
-            bone = ends[k + 1] - ends[k]
-            bone /= np.linalg.norm(bone)
-            curl = -dorsal if finger != "thumb" else -0.6 * dorsal + 0.8 * toward_pinky
-            flex = np.cross(bone, curl)
-            flex -= bone * (flex @ bone)
-            flex /= np.linalg.norm(flex)
-            abduct = np.cross(bone, flex) * sign  # positive spreads toward the thumb
-            frames[j - 1] = np.stack([flex, abduct, bone], axis=1)
+            frames[j - 1] = bone_frame(
+                ends[k + 1] - ends[k], finger, dorsal, toward_pinky, model.side
+            )
     return frames
 
 

@@ -1,12 +1,14 @@
-"""``handmocap bake``: a take into a .blend (camera, footage, both hands animated), headless."""
+"""``handmocap bake``: a take into a .blend (camera, footage, both hands animated), optionally
+retargeted onto a character's rig and exported as FBX, headless."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 NAME = "bake"
-HELP = "bake a take into a .blend (camera, footage, both hands animated) and an FBX"
+HELP = "bake a take into a .blend (camera, footage, hands animated), a character rig and an FBX"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +26,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset", choices=("unity", "unreal"), default="unity", help="FBX settings (unity)"
     )
+    parser.add_argument(
+        "--target", default=None, metavar="RIG.blend:ARMATURE",
+        help="a character's rig to key the fingers of; the output is that file with the take "
+        "added (ARMATURE may be left out when the file has one armature)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--map", default="auto", metavar="auto|rigify|mixamo|MAP.json",
+        help="how the rig's bones are named (auto: detect rigify or mixamo names)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fbx-scope", choices=("hands", "character"), default=None,
+        help="what the FBX holds: the take's hands, or the target character "
+        "(default: the character with --target, else the hands)",
+    )  # fmt: skip
     parser.add_argument("--models", type=Path, default=None, help="models folder (for MANO)")
+
+
+def parse_target(value: str) -> tuple[Path, str | None]:
+    """``RIG.blend:ARMATURE`` or ``RIG.blend`` -> (path, armature name or None)."""
+    path, _, name = value.rpartition(":")
+    if path.lower().endswith(".blend") and name:
+        return Path(path), name
+    return Path(value), None
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any work, an output that cannot be written: a folder in its way, or a
+    folder that does not let us write."""
+    from handmocap.core.errors import HandmocapError
+
+    if path.is_dir():
+        raise HandmocapError(f"{path}: is a folder, not a file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise HandmocapError(f"{path}: cannot write it ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK):
+        raise HandmocapError(f"{path}: cannot write it ({parent} is not writable)")
+
+
+def _open_target(target: str):
+    """Open the rig's .blend as the scene to bake into; -> its armature object."""
+    import bpy
+
+    from handmocap.blender_addon.scene import quiet
+    from handmocap.core.errors import HandmocapError
+
+    path, name = parse_target(target)
+    if path.suffix.lower() != ".blend" or not path.is_file():
+        raise HandmocapError(f"--target {target}: give an existing RIG.blend[:ARMATURE]")
+    try:
+        with quiet():
+            bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
+    except RuntimeError as exc:
+        raise HandmocapError(f"{path}: Blender cannot open it ({exc})") from None
+    armatures = sorted(o.name for o in bpy.data.objects if o.type == "ARMATURE")
+    if name is None and len(armatures) == 1:
+        name = armatures[0]
+    obj = bpy.data.objects.get(name) if name else None
+    if obj is None or obj.type != "ARMATURE":
+        what = f"no armature {name!r}" if name else "more than one armature"
+        raise HandmocapError(
+            f"{path}: {what}; name one as {path.name}:ARMATURE "
+            f"(armatures: {', '.join(armatures) or 'none'})"
+        )
+    return obj
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     from handmocap.core.errors import HandmocapError
     from handmocap.core.handmodel import load_hand_models
+    from handmocap.core.retarget import MAP_CHOICES
     from handmocap.core.smoothing import PRESETS
     from handmocap.core.take import read_take
 
@@ -42,6 +111,18 @@ def run(args: argparse.Namespace) -> int:
         raise HandmocapError(f"{output}: the output must be a .blend file")
     if args.fbx is not None and args.fbx.suffix.lower() != ".fbx":
         raise HandmocapError(f"{args.fbx}: --fbx must name a .fbx file")
+    if args.map not in MAP_CHOICES and not args.map.lower().endswith(".json"):
+        raise HandmocapError(f"--map must be one of {', '.join(MAP_CHOICES)} or a .json file")
+    if args.target is not None:
+        rig_path = parse_target(args.target)[0]
+        if rig_path.exists() and output.exists() and rig_path.samefile(output):
+            raise HandmocapError(f"{output}: would overwrite the target rig; give another -o")
+    scope = args.fbx_scope or ("character" if args.target else "hands")
+    if scope == "character" and args.target is None:
+        raise HandmocapError("--fbx-scope character needs a --target rig")
+    for path in (output, args.fbx):
+        if path is not None:
+            check_writable(path)
     take = read_take(args.take)
     kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
     models = load_hand_models(args.models, kind)
@@ -49,19 +130,40 @@ def run(args: argparse.Namespace) -> int:
         raise HandmocapError("baking needs the bpy module: make test / make demo install it")
     import bpy
 
-    from handmocap.blender_addon.export import export_fbx
+    from handmocap.blender_addon.export import character_objects, export_fbx
+    from handmocap.blender_addon.retarget import retarget
     from handmocap.blender_addon.scene import bake_take, save_blend
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
+    if args.target is not None:
+        armature = _open_target(args.target)
+    else:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
     baked = bake_take(take, models, args.smoothing)
-    save_blend(output)
+    retargeted = None
+    if args.target is not None:
+        action = f"{args.take.stem}.{armature.name}"
+        retargeted = retarget(armature, baked.motions, args.map, action)
     if args.fbx is not None:
-        export_fbx(args.fbx, [o for pair in baked.hands.values() for o in pair], args.preset)
+        objects = (
+            character_objects(armature)
+            if scope == "character"
+            else [o for pair in baked.hands.values() for o in pair]
+        )
+        export_fbx(args.fbx, objects, args.preset)
+    try:
+        save_blend(output)
+    except HandmocapError:
+        if args.fbx is not None:
+            args.fbx.unlink(missing_ok=True)  # both files or neither
+        raise
     first, last = baked.frames
     hands = ", ".join(sorted(baked.hands)) or "none"
     print(f"blend: {output} (frames {first}-{last}, hands: {hands}, smoothing {args.smoothing})")
+    if retargeted is not None:
+        keyed = "; ".join(f"{side} hand {len(b)} bones" for side, b in retargeted.bones.items())
+        print(f"rig:   {armature.name} ({retargeted.bone_map} map): {keyed or 'nothing keyed'}")
     if args.fbx is not None:
-        print(f"fbx:   {args.fbx} ({args.preset} preset)")
+        print(f"fbx:   {args.fbx} ({args.preset} preset, {scope})")
     for side in baked.missing:
         print(f"note: the {side} hand is never seen in {args.take}; it has no rig")
     return 0

@@ -3,24 +3,19 @@ Blender: the hand lies on the video through the camera, and its joints are the t
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import ASL, assert_fbx_matches, bpy_env, cli, need_bpy
 
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.take import read_take
 
-ASL = (
-    Path(__file__).resolve().parents[3] / "shared/realdata/tfjs_models_hand_pose/asl_hand.25fps.mp4"
-)
 pytestmark = [
     pytest.mark.skipif(not ASL.is_file(), reason=f"real clip not present: {ASL}"),
     pytest.mark.slow,
@@ -59,16 +54,10 @@ READ_BACK = textwrap.dedent(
 )
 
 
-def cli(*args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "handmocap.core.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
-
-
 @pytest.mark.parametrize("preset", ["unity", "unreal"])
 def test_bake_a_captured_take_and_read_it_back(tmp_path, preset):
-    if importlib.util.find_spec("bpy") is None:  # not imported here: it runs in a subprocess
-        pytest.skip("the bpy module runs Blender headless")
-    env = {**os.environ, "HANDMOCAP_MODELS": "", "BLENDER_USER_RESOURCES": str(tmp_path / "b")}
+    need_bpy()
+    env = bpy_env(tmp_path)
     take_path, blend = tmp_path / "asl.take", tmp_path / "asl.blend"
     done = cli("capture", str(ASL), "-o", str(take_path), "--end", "16", "--batch", "16",
                "--progress", "none", env=env)  # fmt: skip
@@ -103,22 +92,8 @@ def test_bake_a_captured_take_and_read_it_back(tmp_path, preset):
     camera_space = np.array(out["camera_space"]) * [1, -1, -1]  # Blender's camera axes -> OpenCV
     error = np.linalg.norm(camera_space - joints, axis=-1)
     assert error.max() < 1e-4, error.max()  # 0.1 mm
-    # the FBX, read by ufbx (not Blender) in Blender's axes and metres: the same bones, frame by
-    # frame (FBX time = scene frame / fps)
-    ufbx = pytest.importorskip("ufbx", reason="ufbx is the independent FBX reader")
-    scene = ufbx.load_file(str(fbx), target_axes=ufbx.axes_right_handed_z_up,
-                           target_unit_meters=1.0)  # fmt: skip
-    stack = scene.anim_stacks[0]  # ufbx's objects live as long as what they came from
-    world = np.array(out["world"])  # (T, 16, 4, 4) Blender's posed bones
-    for t in range(16):
-        evaluated = ufbx.evaluate_scene(scene, stack.anim, (t + 1) / out["fps"])  # owns nodes
-        nodes = {n.name: n for n in evaluated.nodes}
-        for j, name in enumerate(out["names"]):
-            m = nodes[name].node_to_world
-            cols = np.array([[c.x, c.y, c.z] for c in (m.c0, m.c1, m.c2, m.c3)]).T  # (3, 4)
-            rotation = cols[:, :3] / np.linalg.norm(cols[:, :3], axis=0)
-            np.testing.assert_allclose(cols[:, 3], world[t, j, :3, 3], atol=1e-5)
-            np.testing.assert_allclose(rotation, world[t, j, :3, :3], atol=1e-4)
+    # the FBX, read by ufbx (not Blender), gives Blender's posed bones frame by frame
+    assert_fbx_matches(fbx, np.array(out["world"]), out["names"], out["fps"], first=1)
 
 
 def test_bake_bad_input_is_one_clear_line(tmp_path, capsys):
