@@ -2,11 +2,13 @@
 
 ``asl_hand.25fps.mp4`` (13 s, one hand signing letters; Apache-2.0, see ``assets/demo``) is
 captured with the best backend available (MediaPipe on a fresh machine), written as a take,
-smoothed, and drawn over the footage as a preview video and a contact sheet.
+smoothed, and drawn over the footage as a preview video and a contact sheet; then baked into a
+.blend (the camera with the clip behind it, the hands animated) and an FBX for game engines.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +30,17 @@ class DemoResult:
     capture_seconds: float
     preview_seconds: float
     clip_seconds: float  # how long the captured part of the clip lasts
+    blend_path: Path | None = None  # None without the bpy module
+    fbx_path: Path | None = None
+    bake_seconds: float = 0.0
 
 
 def run_demo(
-    out_dir: Path, frames: int | None = None, video: bool = True, progress=None
+    out_dir: Path, frames: int | None = None, video: bool = True, progress=None, bake=True
 ) -> DemoResult:
     """Capture the bundled clip (its first ``frames`` frames, or all) into ``out_dir``, then
-    write the smoothed preview video (unless ``video`` is False) and the contact sheet."""
+    write the smoothed preview video (unless ``video`` is False) and the contact sheet, and
+    (with ``bake`` and the bpy module) the .blend and the FBX."""
     from handmocap.core.capture import CaptureSettings, capture
     from handmocap.core.render import save_png
 
@@ -55,6 +61,15 @@ def run_demo(
     preview = write_preview(take, layer, clip, sheet=True, smoothing="offline")
     sheet = out_dir / "asl_sheet.png"
     save_png(sheet, preview.sheet)
+    preview_seconds = time.perf_counter() - started
+    blend = fbx = None
+    started = time.perf_counter()
+    if bake and importlib.util.find_spec("bpy") is not None:
+        from handmocap.blender_addon.headless import bake_files
+        from handmocap.core.handmodel import load_hand_models
+
+        blend, fbx = out_dir / "asl.blend", out_dir / "asl.fbx"
+        bake_files(take, load_hand_models(models, kind), blend, fbx)
     return DemoResult(
         take_path=take_path,
         sheet_path=sheet,
@@ -63,6 +78,9 @@ def run_demo(
         reason=report.reason,
         frames=report.frames,
         capture_seconds=report.seconds,
-        preview_seconds=time.perf_counter() - started,
+        preview_seconds=preview_seconds,
         clip_seconds=report.frames / take.manifest.fps,
+        blend_path=blend,
+        fbx_path=fbx,
+        bake_seconds=time.perf_counter() - started if blend else 0.0,
     )

@@ -174,6 +174,15 @@ def flexion_spread(direction: np.ndarray, side: str) -> tuple[np.ndarray, np.nda
     return flexion, spread
 
 
+def parse_target(value: str) -> tuple[Path, str | None]:
+    """A target rig as the command line names it, ``RIG.blend:ARMATURE`` or ``RIG.blend``
+    -> (path, armature name or None)."""
+    path, _, name = value.rpartition(":")
+    if path.lower().endswith(".blend") and name:
+        return Path(path), name
+    return Path(value), None
+
+
 # --- bone maps ------------------------------------------------------------------------------
 
 

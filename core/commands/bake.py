@@ -43,14 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=Path, default=None, help="models folder (for MANO)")
 
 
-def parse_target(value: str) -> tuple[Path, str | None]:
-    """``RIG.blend:ARMATURE`` or ``RIG.blend`` -> (path, armature name or None)."""
-    path, _, name = value.rpartition(":")
-    if path.lower().endswith(".blend") and name:
-        return Path(path), name
-    return Path(value), None
-
-
 def check_writable(path: Path) -> None:
     """Refuse, before any work, an output that cannot be written: a folder in its way, or a
     folder that does not let us write."""
@@ -67,40 +59,12 @@ def check_writable(path: Path) -> None:
         raise HandmocapError(f"{path}: cannot write it ({parent} is not writable)")
 
 
-def _open_target(target: str):
-    """Open the rig's .blend as the scene to bake into; -> its armature object."""
-    import bpy
-
-    from handmocap.blender_addon.scene import quiet
-    from handmocap.core.errors import HandmocapError
-
-    path, name = parse_target(target)
-    if path.suffix.lower() != ".blend" or not path.is_file():
-        raise HandmocapError(f"--target {target}: give an existing RIG.blend[:ARMATURE]")
-    try:
-        with quiet():
-            bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
-    except RuntimeError as exc:
-        raise HandmocapError(f"{path}: Blender cannot open it ({exc})") from None
-    armatures = sorted(o.name for o in bpy.data.objects if o.type == "ARMATURE")
-    if name is None and len(armatures) == 1:
-        name = armatures[0]
-    obj = bpy.data.objects.get(name) if name else None
-    if obj is None or obj.type != "ARMATURE":
-        what = f"no armature {name!r}" if name else "more than one armature"
-        raise HandmocapError(
-            f"{path}: {what}; name one as {path.name}:ARMATURE "
-            f"(armatures: {', '.join(armatures) or 'none'})"
-        )
-    return obj
-
-
 def run(args: argparse.Namespace) -> int:
     import importlib.util
 
     from handmocap.core.errors import HandmocapError
     from handmocap.core.handmodel import load_hand_models
-    from handmocap.core.retarget import MAP_CHOICES
+    from handmocap.core.retarget import MAP_CHOICES, parse_target
     from handmocap.core.smoothing import PRESETS
     from handmocap.core.take import read_take
 
@@ -128,40 +92,18 @@ def run(args: argparse.Namespace) -> int:
     models = load_hand_models(args.models, kind)
     if importlib.util.find_spec("bpy") is None:
         raise HandmocapError("baking needs the bpy module: make test / make demo install it")
-    import bpy
+    from handmocap.blender_addon.headless import bake_files
 
-    from handmocap.blender_addon.export import character_objects, export_fbx
-    from handmocap.blender_addon.retarget import retarget
-    from handmocap.blender_addon.scene import bake_take, save_blend
-
-    if args.target is not None:
-        armature = _open_target(args.target)
-    else:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-    baked = bake_take(take, models, args.smoothing)
-    retargeted = None
-    if args.target is not None:
-        action = f"{args.take.stem}.{armature.name}"
-        retargeted = retarget(armature, baked.motions, args.map, action)
-    if args.fbx is not None:
-        objects = (
-            character_objects(armature)
-            if scope == "character"
-            else [o for pair in baked.hands.values() for o in pair]
-        )
-        export_fbx(args.fbx, objects, args.preset)
-    try:
-        save_blend(output)
-    except HandmocapError:
-        if args.fbx is not None:
-            args.fbx.unlink(missing_ok=True)  # both files or neither
-        raise
+    report = bake_files(take, models, output, args.fbx, args.preset, args.smoothing,
+                        args.target, args.map, scope)  # fmt: skip
+    baked, retargeted = report.baked, report.retargeted
     first, last = baked.frames
     hands = ", ".join(sorted(baked.hands)) or "none"
     print(f"blend: {output} (frames {first}-{last}, hands: {hands}, smoothing {args.smoothing})")
     if retargeted is not None:
         keyed = "; ".join(f"{side} hand {len(b)} bones" for side, b in retargeted.bones.items())
-        print(f"rig:   {armature.name} ({retargeted.bone_map} map): {keyed or 'nothing keyed'}")
+        name = retargeted.armature.name
+        print(f"rig:   {name} ({retargeted.bone_map} map): {keyed or 'nothing keyed'}")
     if args.fbx is not None:
         print(f"fbx:   {args.fbx} ({args.preset} preset, {scope})")
     for side in baked.missing:

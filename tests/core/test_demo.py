@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
+import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,13 +40,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     return DemoRun(out, stdout, read_take(out / "asl.take"))
 
 
-def _run_demo(out: Path, frames: int) -> str:
-    """Run the demo command through the real entry point; return what it printed."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main(["demo", "--out", str(out), "--frames", str(frames), "--progress", "none"])
-        assert code == 0
-    return buffer.getvalue()
+def _run_demo(out: Path, frames: int, *extra: str) -> str:
+    """Run the demo command in a fresh process, as ``make demo`` does (Blender's bpy module
+    is loaded there, not in the test process); return what it printed."""
+    env = {**os.environ, "HANDMOCAP_MODELS": "", "BLENDER_USER_RESOURCES": str(out / "b")}
+    done = subprocess.run(
+        [sys.executable, "-m", "handmocap.core.cli", "demo", "--out", str(out), "--frames",
+         str(frames), "--progress", "none", *extra],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +70,21 @@ def test_prints_the_paths_and_the_time(demo: DemoRun) -> None:
         assert (demo.out / name).exists()
     assert "backend: mediapipe" in demo.stdout  # no weights here: the backend that needs none
     assert f"s for {FRAMES / 25:.1f} s of video" in demo.stdout
+
+
+def test_the_blend_and_the_fbx(demo: DemoRun) -> None:
+    if importlib.util.find_spec("bpy") is None:
+        assert "blend:" not in demo.stdout
+        pytest.skip("the bpy module is not installed: the demo writes no .blend (make demo does)")
+    ufbx = pytest.importorskip("ufbx", reason="ufbx reads the FBX (make test installs it)")
+    blend, fbx = demo.out / "asl.blend", demo.out / "asl.fbx"
+    assert f"blend:   {blend}" in demo.stdout and f"fbx:     {fbx}" in demo.stdout
+    assert blend.read_bytes()[:4] in (b"BLEN", b"\x28\xb5\x2f\xfd")  # plain or zstd
+    scene = ufbx.load_file(str(fbx))
+    names = {n.name for n in scene.nodes}
+    assert {"wrist.R", "index3.R", "thumb3.R"} <= names and "wrist.L" not in names
+    stack = scene.anim_stacks[0]
+    assert stack.time_end - stack.time_begin == pytest.approx((FRAMES - 1) / 25, abs=1e-3)
 
 
 def test_the_take_holds_the_signing_hand(demo: DemoRun) -> None:
@@ -117,7 +138,7 @@ def test_sheet_and_video_show_the_hand_over_the_footage(demo: DemoRun) -> None:
 def test_second_run_writes_a_fresh_take(demo: DemoRun, tmp_path: Path) -> None:
     out = tmp_path / "again"
     shutil.copytree(demo.out, out)
-    _run_demo(out, 8)
+    _run_demo(out, 8, "--no-blend")
     take = read_take(out / "asl.take")
     assert take.manifest.complete and take.num_frames == 8
 
