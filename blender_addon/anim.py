@@ -37,14 +37,17 @@ def new_action(obj: bpy.types.Object, name: str):
 
 
 def _new_fcurve(fcurves, data_path: str, index: int, group: str):
-    try:
-        return fcurves.new(data_path, index=index, group_name=group)  # 5.0
-    except TypeError:
-        pass
-    try:
-        return fcurves.new(data_path, index=index, action_group=group)  # 4.2
-    except TypeError:
-        return fcurves.new(data_path, index=index)  # 4.4 and 4.5 channel bags
+    """A new F-curve in the channel group ``group`` (made if need be), as ``keyframe_insert``
+    would group it: the dope sheet then shows a bone's channels under the bone."""
+    if bpy.app.version >= (5, 0, 0):
+        return fcurves.new(data_path, index=index, group_name=group)
+    if bpy.app.version < (4, 4, 0):
+        return fcurves.new(data_path, index=index, action_group=group)  # Action.fcurves
+    # 4.4 and 4.5: a channel bag's fcurves.new takes no group; the groups are the channel bag's
+    curve = fcurves.new(data_path, index=index)
+    groups = fcurves.data.groups  # ``data``: the ActionChannelbag that holds ``fcurves``
+    curve.group = groups.get(group) or groups.new(group)
+    return curve
 
 
 def write_curves(

@@ -11,6 +11,7 @@ files back with ufbx, an independent reader.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import bpy
@@ -48,15 +49,37 @@ def character_objects(armature: bpy.types.Object) -> list[bpy.types.Object]:
     return [armature, *below]
 
 
+@contextlib.contextmanager
+def _shown(objects):
+    """The exporter takes the selected objects and skips hidden ones: a hand whose visibility
+    Action hides it on the current frame would be left out. Such objects are shown, their
+    Action set aside, for the export; the FBX carries no visibility anyway."""
+    hidden = [o for o in objects if o.hide_viewport and o.animation_data is not None]
+    saved = []
+    for obj in hidden:
+        data = obj.animation_data
+        saved.append((obj, data.action, getattr(data, "action_slot", None)))
+        data.action = None
+        obj.hide_viewport = False
+    try:
+        yield
+    finally:
+        for obj, action, slot in saved:
+            obj.animation_data.action = action
+            if slot is not None:
+                obj.animation_data.action_slot = slot
+
+
 def export_fbx(path: Path, objects, preset: str = "unity") -> None:
     """Write ``objects`` (armatures and meshes, with their active Actions) to ``path``."""
     if preset not in PRESETS:
         raise HandmocapError(f"unknown FBX preset {preset!r}: use one of {', '.join(PRESETS)}")
-    for obj in bpy.context.scene.objects:
-        obj.select_set(obj in objects)
     options = {**COMMON, **PRESETS[preset]}
-    write_whole(
-        path,
-        lambda temp: bpy.ops.export_scene.fbx(filepath=str(temp), **options),
-        "Blender's FBX exporter",
-    )
+    with _shown(objects):
+        for obj in bpy.context.scene.objects:
+            obj.select_set(obj in objects)
+        write_whole(
+            path,
+            lambda temp: bpy.ops.export_scene.fbx(filepath=str(temp), **options),
+            "Blender's FBX exporter",
+        )

@@ -152,3 +152,39 @@ def test_bad_targets_are_one_clear_line_and_write_nothing(captured, rigs, tmp_pa
         assert not out.exists()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in {"b", "file.txt", "map.json"}]
     assert leftovers == []
+
+
+HIDDEN_HAND = textwrap.dedent(
+    """
+    import sys
+    import bpy
+    import numpy as np
+    from handmocap.blender_addon.anim import CONSTANT, new_action, write_curves
+    from handmocap.blender_addon.export import export_fbx
+    bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+    scene = bpy.context.scene
+    mesh = next(o for o in scene.objects if o.type == "MESH")
+    _, fcurves = new_action(mesh, "hidden")  # the hand unseen on every frame
+    frames = np.arange(scene.frame_start, scene.frame_end + 1)
+    write_curves(fcurves, "hide_viewport", "visibility", frames, np.ones(len(frames)), CONSTANT)
+    scene.frame_set(scene.frame_start)
+    assert mesh.hide_viewport
+    export_fbx(sys.argv[2], [mesh.parent, mesh], "unity")
+    scene.frame_set(scene.frame_start + 1)
+    assert mesh.animation_data.action.name == "hidden" and mesh.hide_viewport
+    print(mesh.name)
+    """
+)
+
+
+def test_a_hand_hidden_on_the_current_frame_is_still_exported(captured, tmp_path):
+    """Blender's exporter skips hidden objects; a hand unseen on the current frame is not."""
+    ufbx = pytest.importorskip("ufbx", reason="ufbx is the independent FBX reader")
+    env = bpy_env(tmp_path)
+    blend, fbx = tmp_path / "hands.blend", tmp_path / "hands.fbx"
+    assert cli("bake", str(captured), "-o", str(blend), env=env).returncode == 0
+    (tmp_path / "hide.py").write_text(HIDDEN_HAND)
+    mesh = run_script(tmp_path / "hide.py", blend, fbx, env=env).stdout.strip().splitlines()[-1]
+    scene = ufbx.load_file(str(fbx))
+    meshes = [n for n in scene.nodes if n.mesh is not None]
+    assert [n.name for n in meshes] == [mesh] and len(meshes[0].mesh.vertices) > 700
