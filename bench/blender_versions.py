@@ -63,7 +63,10 @@ import numpy as np
 from common import RESULTS_DIR, environment
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIP = ROOT.parent / "shared/realdata/hot3d/Aria_P0003_c701bd11/mano_hand_pose_trajectory.jsonl"
+sys.path.insert(0, str(ROOT / "tests" / "blender_addon"))
+from helpers import HOT3D_CLIP as CLIP  # noqa: E402  (the tests' motion, shared)
+from helpers import hot3d_motion  # noqa: E402
+
 DEFAULT_PYTHONS = (
     ROOT / ".venv" / "bin" / "python",
     Path("/tmp/bpyenv42/bin/python"),
@@ -90,24 +93,6 @@ FBX_POSITION_LIMIT = 1e-5  # metres: bone positions in the FBX against Blender's
 
 # --------------------------------------------------------------------------------------------
 # The parent process: the motion, the hand model's answer, the FBX read back, the table.
-
-
-def hot3d_motion(side_key: str, frames: int):
-    """(orient, finger pose, transl) of one HOT3D hand: its real wrist, fingers moving through
-    their joint ranges (as ``tests/blender_addon/test_bake.py``)."""
-    from handmocap.core.kinematics import joint_limits
-    from handmocap.core.rotations import quat_to_axis_angle
-
-    hands = [json.loads(line)["hand_poses"].get(side_key) for line in CLIP.read_text().splitlines()]
-    hands = [h for h in hands if h is not None][:frames]
-    quats = np.array([h["wrist_xform"]["q_wxyz"] for h in hands])
-    transl = np.array([h["wrist_xform"]["t_xyz"] for h in hands])
-    t = np.linspace(0, 1, len(hands))[:, None, None]
-    limits = joint_limits()
-    angles = limits[..., 0] + (limits[..., 1] - limits[..., 0]) * (0.5 + 0.45 * np.sin(
-        2 * np.pi * (t * 1.5 + np.arange(15)[None, :, None] / 15 + np.arange(3) / 7)
-    ))  # fmt: skip
-    return quat_to_axis_angle(quats), angles, transl
 
 
 def hidden_frames(count: int, side: str) -> np.ndarray:

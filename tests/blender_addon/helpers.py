@@ -4,6 +4,7 @@ bpy module's environment, and the FBX check through ufbx (an FBX reader that is 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -12,9 +13,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ASL = (
-    Path(__file__).resolve().parents[3] / "shared/realdata/tfjs_models_hand_pose/asl_hand.25fps.mp4"
-)
+REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
+ASL = REALDATA / "tfjs_models_hand_pose" / "asl_hand.25fps.mp4"
+HOT3D_CLIP = REALDATA / "hot3d" / "Aria_P0003_c701bd11" / "mano_hand_pose_trajectory.jsonl"
+
+
+def hot3d_motion(side_key: str, frames: int):
+    """(orient, finger pose, transl) of one HOT3D hand (``side_key`` "0" left, "1" right): its
+    real wrist, its fingers moving through their joint ranges (HOT3D's finger poses are in
+    MANO's licensed PCA basis)."""
+    from handmocap.core.kinematics import joint_limits
+    from handmocap.core.rotations import quat_to_axis_angle
+
+    lines = HOT3D_CLIP.read_text().splitlines()
+    hands = [json.loads(line)["hand_poses"].get(side_key) for line in lines]
+    hands = [h for h in hands if h is not None][:frames]
+    quats = np.array([h["wrist_xform"]["q_wxyz"] for h in hands])
+    transl = np.array([h["wrist_xform"]["t_xyz"] for h in hands])
+    t = np.linspace(0, 1, len(hands))[:, None, None]
+    limits = joint_limits()
+    angles = limits[..., 0] + (limits[..., 1] - limits[..., 0]) * (0.5 + 0.45 * np.sin(
+        2 * np.pi * (t * 1.5 + np.arange(15)[None, :, None] / 15 + np.arange(3) / 7)
+    ))  # fmt: skip
+    return quat_to_axis_angle(quats), angles, transl
 
 
 def need_bpy() -> None:

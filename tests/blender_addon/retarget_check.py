@@ -1,4 +1,4 @@
-"""Run in the bpy process by test_retarget.py: bake a captured take, retarget it onto three
+"""Run in the bpy process by test_retarget_rigs.py: bake a captured take, retarget it onto three
 character rigs (Rigify generated from its human metarig, a Mixamo-named T-posed body, a rig
 with a JSON map) and write, frame by frame, what Blender evaluates on each rig and on the
 source hands.

@@ -13,19 +13,17 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import HOT3D_CLIP, hot3d_motion
 
 from handmocap.core.handmodel import HandLayer, load_hand_models
-from handmocap.core.kinematics import joint_frames, joint_limits
+from handmocap.core.kinematics import joint_frames
 from handmocap.core.rig import build_rig, pose_to_bones
-from handmocap.core.rotations import quat_to_axis_angle
 
-HOT3D = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "hot3d"
-CLIP = HOT3D / "Aria_P0003_c701bd11" / "mano_hand_pose_trajectory.jsonl"
+CLIP = HOT3D_CLIP
 pytestmark = [
     pytest.mark.skipif(not CLIP.is_file(), reason=f"real motion not present: {CLIP}"),
     pytest.mark.slow,
@@ -66,21 +64,6 @@ SCRIPT = textwrap.dedent(
     json.dump(out, open(sys.argv[2], "w"))
     """
 )
-
-
-def hot3d_motion(side_key: str, frames: int):
-    """(orient, finger pose, transl) of one HOT3D hand: its real wrist, moving fingers."""
-    lines = CLIP.read_text().splitlines()
-    hands = [json.loads(line)["hand_poses"].get(side_key) for line in lines]
-    hands = [h for h in hands if h is not None][:frames]
-    quats = np.array([h["wrist_xform"]["q_wxyz"] for h in hands])
-    transl = np.array([h["wrist_xform"]["t_xyz"] for h in hands])
-    t = np.linspace(0, 1, len(hands))[:, None, None]
-    limits = joint_limits()
-    angles = limits[..., 0] + (limits[..., 1] - limits[..., 0]) * (0.5 + 0.45 * np.sin(
-        2 * np.pi * (t * 1.5 + np.arange(15)[None, :, None] / 15 + np.arange(3) / 7)
-    ))  # fmt: skip
-    return quat_to_axis_angle(quats), angles, transl
 
 
 def test_baked_hands_move_as_the_hand_model(tmp_path):
