@@ -18,8 +18,13 @@ def new_action(obj: bpy.types.Object, name: str):
     """A fresh Action called ``name`` on ``obj``, and the collection its F-curves go in.
 
     An Action of that name from an earlier bake is removed first, so baking again (other
-    smoothing, say) replaces that take and hand's animation and nothing else.
+    smoothing, say) replaces that take and hand's animation and nothing else. An Action of
+    another name that ``obj`` had (a character's own animation) is unassigned but kept.
     """
+    data = obj.animation_data
+    previous = data.action if data is not None else None
+    if previous is not None and previous.name != name:
+        previous.use_fake_user = True  # a character's own animation stays in the file
     old = bpy.data.actions.get(name)
     if old is not None:
         bpy.data.actions.remove(old)

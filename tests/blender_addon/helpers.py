@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
 ASL = REALDATA / "tfjs_models_hand_pose" / "asl_hand.25fps.mp4"
@@ -40,6 +39,8 @@ def hot3d_motion(side_key: str, frames: int):
 
 def need_bpy() -> None:
     """Skip without the bpy module (not imported here: Blender runs in subprocesses)."""
+    import pytest  # here, not above: the bench imports this module where pytest may be absent
+
     if importlib.util.find_spec("bpy") is None:
         pytest.skip("the bpy module runs Blender headless (make test installs it)")
 
@@ -66,6 +67,8 @@ def assert_fbx_matches(fbx: Path, world: np.ndarray, names: list[str], fps: floa
     """The FBX read by ufbx, in Blender's axes and metres, gives Blender's posed bones
     ``world`` (T, B, 4, 4) for the bones ``names``, frame by frame (FBX time = frame / fps):
     positions within 1e-5 m, rotations within 1e-4."""
+    import pytest
+
     ufbx = pytest.importorskip("ufbx", reason="ufbx is the independent FBX reader")
     scene = ufbx.load_file(str(fbx), target_axes=ufbx.axes_right_handed_z_up,
                            target_unit_meters=1.0)  # fmt: skip

@@ -156,7 +156,8 @@ def save_rigs(folder: str) -> None:
                         ("custom", lambda: custom_rig(np.random.default_rng(4))),
                         ("handless", handless_rig)):  # fmt: skip
         bpy.ops.wm.read_factory_settings(use_empty=True)
-        build()
+        rig = build()
+        rig.animation_data_create().action = bpy.data.actions.new("own animation")
         bpy.ops.wm.save_as_mainfile(filepath=f"{folder}/{name}.blend")
 
 

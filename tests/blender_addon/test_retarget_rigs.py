@@ -94,6 +94,7 @@ READ_CHARACTER = textwrap.dedent(
     arm = bpy.data.objects["Armature"]
     names = [b.name for b in arm.pose.bones if "Hand" in b.name]
     out = {"action": arm.animation_data.action.name, "names": names,
+           "actions": sorted(a.name for a in bpy.data.actions),
            "frames": [scene.frame_start, scene.frame_end],
            "fps": scene.render.fps / scene.render.fps_base, "world": []}
     for frame in range(scene.frame_start, scene.frame_end + 1):
@@ -117,6 +118,7 @@ def test_bake_onto_a_character_and_export_it(captured, rigs, tmp_path):
     run_script(tmp_path / "read.py", blend, tmp_path / "out.json", env=env)
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["action"] == "asl.Armature" and out["frames"] == [1, FRAMES]
+    assert "own animation" in out["actions"]  # the character's own Action is kept
     world = np.array(out["world"])
     rotations = world[:, :, :3, :3] / np.linalg.norm(world[:, :, :3, :3], axis=-2, keepdims=True)
     assert np.ptp(rotations, axis=0).max() > 0.3  # the fingers move
