@@ -8,13 +8,11 @@ import numpy as np
 
 from handmocap.blender_addon.anim import new_action, write_curves
 from handmocap.core.handmodel import HandModelData
-from handmocap.core.rig import Rig, rest_vertices
-
-SUFFIX = {"left": ".L", "right": ".R"}  # Blender's naming: mirror tools pair .L with .R
+from handmocap.core.rig import SIDE_SUFFIX, Rig, rest_vertices
 
 
 def bone_names(rig: Rig) -> list[str]:
-    return [f"{name}{SUFFIX[rig.side]}" for name in rig.names]
+    return [f"{name}{SIDE_SUFFIX[rig.side]}" for name in rig.names]
 
 
 def _link(obj: bpy.types.Object, collection: bpy.types.Collection | None) -> None:

@@ -42,7 +42,9 @@ class Retargeted:
     bones: dict = field(default_factory=dict)  # side -> the keyed bones
 
 
-def _hand_rest(obj: bpy.types.Object, side: str, side_map: dict[str, str]):
+def hand_rest(obj: bpy.types.Object, side: str, side_map: dict[str, str]):
+    """One hand of ``obj`` at rest, as ``side_map`` names its bones, and the rest orientation
+    of each mapped finger bone (``finger -> (n, 3, 3)``), in the armature's frame."""
     bones = obj.data.bones
     fingers, matrices = {}, {}
     for finger, count in finger_counts(side_map).items():
@@ -107,7 +109,7 @@ def retarget(
     result.action, fcurves = new_action(armature, action_name)
     for side, side_map in pairs:
         motion = motions[side]
-        hand, matrices = _hand_rest(armature, side, side_map)
+        hand, matrices = hand_rest(armature, side, side_map)
         mapped = hand.mapped()
         directions = source_directions(motion.rig, motion.hand_pose, mapped)
         quats = target_rotations(hand, matrices, directions)

@@ -98,15 +98,12 @@ def bake_take(
         armature.rotation_mode = "QUATERNION"
         armature.rotation_quaternion = CAMERA_FROM_OPENCV
         mesh = build_mesh(f"{name} {side} hand mesh", model, rig, armature)
-        quats, location = pose_to_bones(
-            rig, *(np.asarray(smoothed[k], dtype=np.float64)[valid]
-                   for k in ("global_orient", "hand_pose", "transl")),
-        )  # fmt: skip
+        orient, pose, transl = (np.asarray(smoothed[k], dtype=np.float64)[valid]
+                                for k in ("global_orient", "hand_pose", "transl"))  # fmt: skip
+        quats, location = pose_to_bones(rig, orient, pose, transl)
         bake_bones(armature, rig, f"{name}.{side}", rows[valid] + 1,
                    quat_make_continuous(quats), location)  # fmt: skip
-        baked.motions[side] = HandMotion(
-            rig, rows[valid] + 1, np.asarray(smoothed["hand_pose"], dtype=np.float64)[valid]
-        )
+        baked.motions[side] = HandMotion(rig, rows[valid] + 1, pose)
         _, fcurves = new_action(mesh, f"{name}.{side}.visible")
         hidden = (~valid).astype(np.float32)[:, None]
         for path in ("hide_viewport", "hide_render"):

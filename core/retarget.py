@@ -31,16 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from handmocap.core.errors import HandmocapError
-from handmocap.core.joints import JOINT_NAMES
+from handmocap.core.joints import FINGERS, JOINT_NAMES
 from handmocap.core.kinematics import FINGER_CHAINS, bone_frame, palm_axes
-from handmocap.core.rig import Rig
+from handmocap.core.rig import SIDE_SUFFIX, Rig
 from handmocap.core.rotations import axis_angle_to_matrix
 
 SCHEMES = ("rigify", "mixamo")
 MAP_CHOICES = ("auto", *SCHEMES)
-ACROSS = ("index", "middle", "ring", "pinky")  # the fingers from the thumb side across
-FINGERS = ("thumb", *ACROSS)
-SIDE_SUFFIX = {"left": ".L", "right": ".R"}
+ACROSS = FINGERS[1:]  # the fingers from the thumb side across: index to pinky
 SIDE_WORD = {"left": "Left", "right": "Right"}
 
 BoneMap = dict[str, dict[str, str]]  # side -> our joint name -> the rig's bone

@@ -33,6 +33,7 @@ from handmocap.core.rotations import (
 )
 
 TIP_BONE_LENGTH = 0.02  # metres, for a tip's bone when no fingertip lies beyond it
+SIDE_SUFFIX = {"left": ".L", "right": ".R"}  # Blender's naming: mirror tools pair .L with .R
 
 
 @dataclass(frozen=True)

@@ -21,23 +21,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rigs import CUSTOM_NAMES, custom_rig, mixamo_rig  # noqa: E402
 
 from handmocap.blender_addon.build import bake_bones, bone_names, build_armature  # noqa: E402
-from handmocap.blender_addon.retarget import HandMotion, retarget  # noqa: E402
+from handmocap.blender_addon.retarget import HandMotion, hand_rest, retarget  # noqa: E402
 from handmocap.blender_addon.scene import bake_take  # noqa: E402
 from handmocap.core.handmodel import load_hand_models  # noqa: E402
-from handmocap.core.retarget import HandRest, anatomy, finger_counts, flexion_spread  # noqa: E402
-from handmocap.core.rig import build_rig, pose_to_bones  # noqa: E402
+from handmocap.core.retarget import anatomy, finger_counts, flexion_spread  # noqa: E402
+from handmocap.core.rig import SIDE_SUFFIX, build_rig, pose_to_bones  # noqa: E402
 from handmocap.core.take import read_take  # noqa: E402
-
-SUFFIX = {"left": ".L", "right": ".R"}
-
-
-def rest_of(obj, side, side_map):
-    bones = obj.data.bones
-    fingers = {}
-    for finger, count in finger_counts(side_map).items():
-        chain = [bones[side_map[f"{finger}{k}"]] for k in range(1, count + 1)]
-        fingers[finger] = np.array([b.head_local for b in chain] + [chain[-1].tail_local])
-    return HandRest(side, np.array(bones[side_map["wrist"]].head_local), fingers)
 
 
 def rotation(m) -> np.ndarray:
@@ -51,7 +40,7 @@ def measure(obj, side, side_map, frames):
     the knuckle for a first bone; plain geometry), and the bone's twist about its own axis
     relative to its parent (degrees; from the evaluated matrices)."""
     scene = bpy.context.scene
-    frames_of = anatomy(rest_of(obj, side, side_map))
+    frames_of = anatomy(hand_rest(obj, side, side_map)[0])
     bones, pose = obj.data.bones, obj.pose.bones
     rest = {b.name: rotation(b.matrix_local) for b in bones}
     out = {"flexion": [], "spread": [], "bend": [], "twist": []}
@@ -124,7 +113,7 @@ def main(take_path, out_path, workdir):
     done = retarget(rigify, motions, "auto", "take.rig")
     result["targets"]["rigify"] = {"map": done.bone_map, "keyed": done.bones}
     for side in ("left", "right"):
-        s = SUFFIX[side]
+        s = SIDE_SUFFIX[side]
         deform = {"wrist": f"DEF-hand{s}"}
         for finger in ("thumb", "index", "middle", "ring", "pinky"):
             stem = "thumb" if finger == "thumb" else f"f_{finger}"
