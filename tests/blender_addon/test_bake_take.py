@@ -4,14 +4,12 @@ Blender: the hand lies on the video through the camera, and its joints are the t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
-from helpers import ASL, assert_fbx_matches, bpy_env, cli, need_bpy
+from helpers import ASL, assert_fbx_matches, bpy_env, cli, need_bpy, run_script
 
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.take import read_take
@@ -68,9 +66,7 @@ def test_bake_a_captured_take_and_read_it_back(tmp_path, preset):
     assert done.returncode == 0, done.stderr
     assert f"blend: {blend}" in done.stdout and "left hand is never seen" in done.stdout
     (tmp_path / "read.py").write_text(READ_BACK)
-    subprocess.run([sys.executable, str(tmp_path / "read.py"), str(blend),
-                    str(tmp_path / "out.json")], check=True, capture_output=True, env=env,
-                   timeout=300)  # fmt: skip
+    run_script(tmp_path / "read.py", blend, tmp_path / "out.json", env=env)
     out = json.loads((tmp_path / "out.json").read_text())
     take = read_take(take_path)
     assert out["frames"] == [1, 16] and out["size"] == [620, 1080]
