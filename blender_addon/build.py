@@ -7,7 +7,7 @@ import bpy
 import numpy as np
 
 from handmocap.blender_addon.anim import new_action, write_curves
-from handmocap.core.handmodel import HandModelData
+from handmocap.core.handdata import HandModelData
 from handmocap.core.rig import SIDE_SUFFIX, Rig, rest_vertices
 
 

@@ -7,8 +7,8 @@ DESIGN.md's observations: global orientation, 15 absolute finger rotations, one 
 and a translation per frame.
 
 Finger joints move only within anatomical limits: each joint's rotation is written in its own
-frame (flexion, abduction, twist; ``kinematics.joint_frames``) and each angle is bounded
-(``kinematics.joint_limits``) through a sigmoid, so a fitted finger can never bend backwards
+frame (flexion, abduction, twist; ``skeleton.joint_frames``) and each angle is bounded
+(``skeleton.joint_limits``) through a sigmoid, so a fitted finger can never bend backwards
 or twist about its bone beyond a few degrees.
 
 The solver: a start in closed form (the palm by Kabsch, each finger bone pointed along the
@@ -26,10 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from handmocap.core.handmodel import HandModelData
+from handmocap.core.handdata import HandModelData
 from handmocap.core.joints import FINGERS, KEYPOINTS_FROM_JOINTS_AND_TIPS
-from handmocap.core.kinematics import FINGER_CHAINS, KeypointLayer, joint_frames, joint_limits
+from handmocap.core.kinematics import KeypointLayer
 from handmocap.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from handmocap.core.skeleton import FINGER_CHAINS, joint_frames, joint_limits
 
 PALM = (0, 5, 9, 13, 17)  # wrist and the four finger bases, project order
 

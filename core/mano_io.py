@@ -5,9 +5,14 @@ shipped with handmocap) were written by Python 2 and hold chumpy objects next to
 a scipy sparse matrix. A plain ``pickle.load`` would need chumpy installed (it does not work on
 Python 3.11) and, worse, would call whatever function the file names. Here every global the
 pickle asks for goes through an allow-list: the numpy functions that rebuild arrays, dtypes and
-scalars, the scipy csc/csr sparse classes, ``set`` and the byte-string helpers that protocol 2
-pickles use, and chumpy classes, which become a stand-in that only
-keeps its pickled state. Anything else is refused with :class:`ModelFileError` before it can run.
+scalars, ``set`` and the byte-string helpers that protocol 2 pickles use, the scipy csc/csr
+sparse classes and chumpy classes. Those last two become stand-ins that only keep their pickled
+state: a chumpy array is read as the numpy array it holds, a sparse matrix (MANO's
+``J_regressor``) as the dense numpy array its ``toarray()`` would give, checked and built here
+from its parts. Anything else is refused with :class:`ModelFileError` before it can run.
+
+Neither scipy nor chumpy (nor smplx, nor torch) is imported: a MANO file loads wherever numpy
+does, Blender's Python included.
 
 The loaded dict is checked against MANO's key layout with sizes taken from the file itself (the
 open hand model uses the same layout with another topology), and can be handed to
@@ -19,13 +24,14 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import operator
 import pickle
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from handmocap.core.errors import ModelFileError
 
@@ -89,6 +95,37 @@ def _chumpy_stand_in(qualified_name: str) -> type[_ChumpyStandIn]:
     return type("ChumpyStandIn", (_ChumpyStandIn,), {"chumpy_name": qualified_name})
 
 
+class _SparseStandIn:
+    """What a scipy csc/csr sparse matrix (or array) unpickles into: its pickled state (the
+    ``__dict__`` of the scipy object: ``data``, ``indices``, ``indptr``, ``_shape`` or
+    ``shape``) kept as data, read by :func:`_dense_from_sparse`; no scipy code runs, and scipy
+    need not be installed.
+
+    Subclasses made by :func:`_sparse_stand_in` carry the storage format ("csc" or "csr") and
+    the original ``module.name`` of the scipy class.
+    """
+
+    sparse_format = "csc"
+    scipy_name = "scipy.sparse"
+    state: object = None
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        pass  # protocol 2 rebuilds with cls.__new__ and then the state; a call brings no state
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state
+
+
+@functools.cache
+def _sparse_stand_in(sparse_format: str, qualified_name: str) -> type[_SparseStandIn]:
+    """Return the stand-in class for the scipy class ``qualified_name`` (one per name)."""
+    return type(
+        "SparseStandIn",
+        (_SparseStandIn,),
+        {"sparse_format": sparse_format, "scipy_name": qualified_name},
+    )
+
+
 def _reconstruct_ndarray(subtype: object, shape: object, dtype: object) -> np.ndarray:
     """numpy's ``_reconstruct``, limited to plain ``ndarray`` (no subclass can be smuggled in)."""
     if subtype is not np.ndarray:
@@ -116,7 +153,8 @@ def _allowed_globals() -> dict[tuple[str, str], Callable[..., Any]]:
     """Map each allowed ``(module, name)`` a pickle may name to the object it gets instead.
 
     Both numpy spellings are listed (``numpy.core`` written by numpy 1, ``numpy._core`` by
-    numpy 2) and the scipy module paths of old and new scipy; each maps to what this process has.
+    numpy 2), each mapped to what this process has, and the scipy module paths of old and new
+    scipy, each mapped to a stand-in.
     """
     scalar = np.float64(0).__reduce__()[0]
     frombuffer = np.zeros(1).__reduce_ex__(5)[0]
@@ -136,10 +174,11 @@ def _allowed_globals() -> dict[tuple[str, str], Callable[..., Any]]:
         allowed[(f"{core}.numeric", "_frombuffer")] = frombuffer
     for fmt in ("csc", "csr"):
         for kind in ("matrix", "array"):
-            cls = getattr(sp, f"{fmt}_{kind}")
+            name = f"{fmt}_{kind}"
             for module in ("scipy.sparse", f"scipy.sparse.{fmt}", f"scipy.sparse._{fmt}"):
-                allowed[(module, cls.__name__)] = cls
-        allowed[("scipy.sparse._arrays", f"{fmt}_array")] = getattr(sp, f"{fmt}_array")
+                allowed[(module, name)] = _sparse_stand_in(fmt, f"{module}.{name}")
+        qualified = f"scipy.sparse._arrays.{fmt}_array"
+        allowed[("scipy.sparse._arrays", f"{fmt}_array")] = _sparse_stand_in(fmt, qualified)
     return allowed
 
 
@@ -196,26 +235,69 @@ def _chumpy_array(obj: _ChumpyStandIn, key: str, source: str) -> np.ndarray:
     )
 
 
-def _rebuilt_sparse(obj: object, key: str, source: str) -> sp.spmatrix:
-    """Rebuild an unpickled csc/csr matrix from its validated parts (never trust its methods)."""
-    fmt_class = sp.csc_matrix if isinstance(obj, sp.csc_matrix | sp.csc_array) else sp.csr_matrix
-    parts = vars(obj)
-    shape = parts.get("_shape", parts.get("shape"))
-    arrays = [parts.get(name) for name in ("data", "indices", "indptr")]
+def _sparse_parts(obj: _SparseStandIn) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """``data``, ``indices``, ``indptr`` and ``(rows, columns)`` from a stand-in's state, with
+    their types checked (not yet their consistency)."""
+    state = obj.state
+    if isinstance(state, tuple) and len(state) == 2:  # (__dict__, slots) from a class with slots
+        state = {**(state[0] or {}), **(state[1] or {})}
+    if not isinstance(state, dict):
+        raise ValueError(f"its pickled state is a {type(state).__name__}, not a dict")
+    data, indices, indptr = (state.get(name) for name in ("data", "indices", "indptr"))
+    if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in (data, indices, indptr)):
+        raise ValueError("data, indices or indptr is not a 1-D array")
+    if indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+        raise ValueError("indices or indptr is not an integer array")
+    if data.dtype.kind not in "biufc":
+        raise ValueError(f"data has dtype {data.dtype}")
+    shape = state.get("_shape", state.get("shape"))
+    if not isinstance(shape, tuple) or len(shape) != 2:
+        raise ValueError(f"shape {shape!r} is not a pair")
+    shape = (operator.index(shape[0]), operator.index(shape[1]))
+    if min(shape) < 0:
+        raise ValueError(f"shape {shape} is negative")
+    return data, indices, indptr, shape
+
+
+def _dense_from_sparse(obj: _SparseStandIn, key: str, source: str) -> np.ndarray:
+    """The dense array of an unpickled csc/csr matrix, as scipy's ``toarray()`` gives it.
+
+    The parts are checked as scipy's ``check_format(full_check=True)`` does: one index pointer
+    per major line plus one, starting at 0 and never decreasing, at most as many stored entries
+    as indices and values, and every index inside the matrix. Duplicate entries are summed.
+    """
     try:
-        if not all(isinstance(a, np.ndarray) for a in arrays):
-            raise ValueError("data, indices or indptr is not an array")
-        if not isinstance(shape, tuple) or len(shape) != 2:
-            raise ValueError(f"shape {shape!r} is not a pair")
-        rebuilt = fmt_class(tuple(arrays), shape=(int(shape[0]), int(shape[1])))
-        rebuilt.check_format(full_check=True)
-    except Exception as exc:
-        raise ModelFileError(f"{source}: key '{key}' is a broken sparse matrix ({exc})") from exc
-    return rebuilt
+        data, indices, indptr, shape = _sparse_parts(obj)
+        csc = obj.sparse_format == "csc"
+        major, minor = (shape[1], shape[0]) if csc else shape
+        if len(indptr) != major + 1:
+            raise ValueError(f"index pointer has {len(indptr)} entries, expected {major + 1}")
+        if len(indices) != len(data):
+            raise ValueError("indices and data do not have the same size")
+        if indptr[0] != 0 or (np.diff(indptr) < 0).any() or indptr[-1] > len(indices):
+            raise ValueError("the index pointer does not run from 0 up to the number of entries")
+        stored = int(indptr[-1])
+        minor_ids, values = indices[:stored], data[:stored]
+        if stored and (minor_ids.min() < 0 or minor_ids.max() >= minor):
+            raise ValueError(f"indices outside 0..{minor - 1}")
+        major_ids = np.repeat(np.arange(major), np.diff(indptr))
+        dense = np.zeros(shape, dtype=data.dtype)
+        np.add.at(dense, (minor_ids, major_ids) if csc else (major_ids, minor_ids), values)
+    except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise ModelFileError(
+            f"{source}: key '{key}' is a broken sparse matrix ({obj.scipy_name}: {exc})"
+        ) from exc
+    return dense
+
+
+def _is_scipy_sparse(value: object) -> bool:
+    """Whether ``value`` is a scipy sparse matrix, without importing scipy (one implies it is)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(value)
 
 
 def _plain_dict(loaded: object, source: str) -> dict[str, Any]:
-    """Check the top level is a dict of text keys; turn chumpy and sparse values into plain ones."""
+    """Check the top level is a dict of text keys; turn chumpy and sparse values into arrays."""
     if not isinstance(loaded, dict):
         raise ModelFileError(
             f"{source}: the pickle holds a {type(loaded).__name__}, not a dict of model arrays"
@@ -226,8 +308,8 @@ def _plain_dict(loaded: object, source: str) -> dict[str, Any]:
             raise ModelFileError(f"{source}: the model dict has a non-text key {key!r}")
         if isinstance(value, _ChumpyStandIn):
             value = _chumpy_array(value, key, source)
-        elif sp.issparse(value):
-            value = _rebuilt_sparse(value, key, source)
+        elif isinstance(value, _SparseStandIn):
+            value = _dense_from_sparse(value, key, source)
         plain[key] = value
     return plain
 
@@ -242,7 +324,7 @@ def _type_problems(model: Mapping[str, Any]) -> list[str]:
     problems = []
     for key in REQUIRED_KEYS:
         value = model[key]
-        if key == "J_regressor" and sp.issparse(value):
+        if key == "J_regressor" and _is_scipy_sparse(value):  # handed in, never loaded
             value = value.data
         if not isinstance(value, np.ndarray):
             problems.append(f"{key} is a {type(value).__name__}, not a numpy array")
@@ -323,8 +405,9 @@ def validate_mano_model(model: Mapping[str, Any], source: str) -> None:
 def load_mano_pickle(path: str | Path) -> dict[str, Any]:
     """Load a MANO-layout pickle into a dict of plain values, never running code from the file.
 
-    Chumpy arrays become numpy arrays, sparse matrices stay csc/csr matrices (rebuilt and
-    checked), other values (``bs_style`` and the like) stay as they are. The MANO keys are
+    Chumpy arrays become numpy arrays, csc/csr sparse matrices (MANO's ``J_regressor``) dense
+    numpy arrays equal to their ``toarray()`` (checked and built without scipy), other values
+    (``bs_style`` and the like) stay as they are. The MANO keys are
     checked for presence and consistent shapes. Every refusal is a ModelFileError naming ``path``.
     """
     path = Path(path)

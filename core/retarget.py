@@ -3,7 +3,7 @@
 
 What carries over is the shape of each finger, joint by joint: the direction of every bone
 relative to the bone before it. Both hands, ours and the rig's, get anatomical frames from
-their rest skeletons alone (``kinematics.palm_axes`` and ``bone_frame``: the bone's direction,
+their rest skeletons alone (``skeleton.palm_axes`` and ``bone_frame``: the bone's direction,
 its flexion axis, its abduction axis), so neither the rig's bone rolls nor its rest curl
 matter. A finger's first bone is measured against its metacarpal (wrist to knuckle); the
 thumb's first bone against the hand's axis (wrist to the middle of the knuckles).
@@ -32,9 +32,9 @@ import numpy as np
 
 from handmocap.core.errors import HandmocapError
 from handmocap.core.joints import FINGERS, JOINT_NAMES
-from handmocap.core.kinematics import FINGER_CHAINS, bone_frame, palm_axes
 from handmocap.core.rig import SIDE_SUFFIX, Rig
 from handmocap.core.rotations import axis_angle_to_matrix
+from handmocap.core.skeleton import FINGER_CHAINS, bone_frame, palm_axes
 
 SCHEMES = ("rigify", "mixamo")
 MAP_CHOICES = ("auto", *SCHEMES)

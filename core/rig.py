@@ -4,7 +4,7 @@ Pure numpy: what the Blender side (``blender_addon``) and any other animation to
 
 Bones follow Blender's conventions. A bone runs from its head (the joint) to its tail; its
 local Y axis points along it, and its roll turns X and Z about Y. Here each finger bone's X
-axis is the joint's flexion axis and Z its abduction axis (``kinematics.joint_frames``), so
+axis is the joint's flexion axis and Z its abduction axis (``skeleton.joint_frames``), so
 bending a finger is a rotation about one bone axis, as animators expect. The root bone (the
 wrist) runs to the middle finger's base, with X across the palm and Z out of the back of the
 hand.
@@ -22,15 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handmocap.core.handmodel import HandModelData
+from handmocap.core.handdata import HandModelData
 from handmocap.core.joints import FINGERS, JOINT_NAMES, PARENTS
-from handmocap.core.kinematics import FINGER_CHAINS, joint_frames
 from handmocap.core.rotations import (
     axis_angle_to_matrix,
     matrix_to_axis_angle,
     matrix_to_quat,
     quat_to_matrix,
 )
+from handmocap.core.skeleton import FINGER_CHAINS, joint_frames
 
 TIP_BONE_LENGTH = 0.02  # metres, for a tip's bone when no fingertip lies beyond it
 SIDE_SUFFIX = {"left": ".L", "right": ".R"}  # Blender's naming: mirror tools pair .L with .R
