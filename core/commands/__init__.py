@@ -5,4 +5,14 @@ imports happen inside ``run`` so that ``handmocap --help`` stays fast.
 """
 
 # Order shown in ``handmocap --help``.
-COMMANDS = ("demo", "capture", "preview", "bake", "detect", "models", "info", "draw_model")
+COMMANDS = (
+    "demo",
+    "capture",
+    "preview",
+    "bake",
+    "detect",
+    "models",
+    "check",
+    "info",
+    "draw_model",
+)
