@@ -1,6 +1,7 @@
 # handmocap: the two set-up commands.
 #   make test   create/refresh .venv from requirements/lock.txt, then run the whole test suite
 #   make demo   create/refresh .venv, then run the demo (writes demo_output/)
+#   make addon  build the Blender extension zip (dist/handmocap-VERSION.zip)
 # The venv is refreshed only when requirements/lock.txt or pyproject.toml change.
 
 SHELL := /bin/bash
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.handmocap-installed
 PIP    := $(PY) -m pip --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: test demo venv lint lock openhand picture clean
+.PHONY: test demo addon venv lint lock openhand picture clean
 
 venv: $(STAMP)
 
@@ -33,9 +34,12 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/handmocap demo --out demo_output
 
+addon: $(STAMP)
+	$(PY) tools/build_addon.py --out dist
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check core training blender_addon tests bench
-	$(VENV)/bin/ruff format --check core training blender_addon tests bench
+	$(VENV)/bin/ruff check core training blender_addon tests bench tools
+	$(VENV)/bin/ruff format --check core training blender_addon tests bench tools
 
 # Regenerate the committed open hand model files and their picture.
 openhand: $(STAMP)
@@ -53,4 +57,4 @@ lock:
 	} > requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output .pytest_cache dist build/addon

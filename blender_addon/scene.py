@@ -25,8 +25,8 @@ from handmocap.blender_addon.anim import CONSTANT, new_action, write_curves
 from handmocap.blender_addon.build import bake_bones, build_armature, build_mesh
 from handmocap.blender_addon.retarget import HandMotion
 from handmocap.core.errors import HandmocapError
-from handmocap.core.handmodel import HandModelData
-from handmocap.core.rig import build_rig, pose_to_bones
+from handmocap.core.handdata import HandModelData
+from handmocap.core.rig import Rig, build_rig, pose_to_bones
 from handmocap.core.rotations import quat_make_continuous
 from handmocap.core.smoothing import smooth_hand
 from handmocap.core.take import Take
@@ -45,7 +45,14 @@ class BakedTake:
     motions: dict = field(default_factory=dict)  # side -> retarget.HandMotion, for retargeting
 
 
-def build_camera(take: Take, name: str = "handmocap camera") -> bpy.types.Object:
+TAKE_KEY = "handmocap_take"  # custom property: the take (its path) an object was built from
+SIDE_KEY = "handmocap_side"  # custom property of a hand's armature and mesh: left or right
+BETAS_KEY = "handmocap_betas"  # custom property of a hand's armature: the shape it was built with
+
+
+def build_camera(
+    take: Take, name: str = "handmocap camera", collection: bpy.types.Collection | None = None
+) -> bpy.types.Object:
     """The camera of the take, level and looking along +Y, with its footage as background."""
     m = take.manifest
     scene = bpy.context.scene
@@ -54,7 +61,7 @@ def build_camera(take: Take, name: str = "handmocap camera") -> bpy.types.Object
     camera.sensor_width = SENSOR_MM
     camera.lens = m.focal_length * SENSOR_MM / max(m.width, m.height)
     obj = bpy.data.objects.new(name, camera)
-    scene.collection.objects.link(obj)
+    (collection or scene.collection).objects.link(obj)
     obj.rotation_euler = (math.pi / 2, 0.0, 0.0)
     scene.camera = obj
     scene.render.resolution_x, scene.render.resolution_y = m.width, m.height
@@ -64,7 +71,7 @@ def build_camera(take: Take, name: str = "handmocap camera") -> bpy.types.Object
     scene.render.fps, scene.render.fps_base = fps, fps / m.fps
     source = Path(m.source.path) if m.source is not None else None
     if source is not None and source.is_file():
-        clip = bpy.data.movieclips.load(str(source))
+        clip = bpy.data.movieclips.load(str(source), check_existing=True)
         clip.frame_start = 1
         camera.show_background_images = True
         background = camera.background_images.new()
@@ -74,40 +81,87 @@ def build_camera(take: Take, name: str = "handmocap camera") -> bpy.types.Object
     return obj
 
 
+@dataclass
+class HandKeys:
+    """One hand's keys for a take: the rig (shaped by ``betas``) and its bones per frame."""
+
+    rig: Rig
+    frames: np.ndarray  # (T,) scene frames of every take frame
+    valid: np.ndarray  # (T,) bool: the hand is there (seen, or bridged by smoothing)
+    quats: np.ndarray  # (V, 16, 4) bone rotations on the valid frames, sign-continuous
+    location: np.ndarray  # (V, 3) the root bone's location on the valid frames
+    motion: HandMotion  # the finger poses, for retargeting
+
+
+def hand_keys(
+    take: Take,
+    side: str,
+    model: HandModelData,
+    smoothing: str = "offline",
+    betas=None,
+    **settings,
+) -> HandKeys | None:
+    """Smooth one hand of ``take`` (``smoothing``: a preset or method, ``settings`` its
+    overrides) and pose its rig; None when the hand is never there. ``betas``: the shape of an
+    existing rig, else the median of the smoothed shapes."""  # fmt: skip
+    smoothed = smooth_hand(take.hand(side), take.manifest.fps, smoothing, **settings)
+    valid = np.asarray(smoothed["valid"], dtype=bool)
+    if not valid.any():
+        return None
+    if betas is None:
+        betas = np.median(np.asarray(smoothed["betas"])[valid], axis=0)
+    rig = build_rig(model, np.asarray(betas, dtype=np.float64))
+    orient, pose, transl = (np.asarray(smoothed[k], dtype=np.float64)[valid]
+                            for k in ("global_orient", "hand_pose", "transl"))  # fmt: skip
+    quats, location = pose_to_bones(rig, orient, pose, transl)
+    frames = np.asarray(take.arrays["frame_index"], dtype=np.int64) + 1
+    motion = HandMotion(rig, frames[valid], pose)
+    return HandKeys(rig, frames, valid, quat_make_continuous(quats), location, motion)
+
+
+def key_hand(armature: bpy.types.Object, mesh: bpy.types.Object, name: str, keys: HandKeys):
+    """Key a built hand: its bones into Action ``name``, its mesh's visibility into
+    ``name.visible`` (hidden where the hand is not there). Earlier Actions stay in the file."""
+    bake_bones(armature, keys.rig, name, keys.frames[keys.valid], keys.quats, keys.location)
+    _, fcurves = new_action(mesh, f"{name}.visible")
+    hidden = (~keys.valid).astype(np.float32)[:, None]
+    for path in ("hide_viewport", "hide_render"):
+        write_curves(fcurves, path, "visibility", keys.frames, hidden, CONSTANT)
+
+
 def bake_take(
-    take: Take, models: dict[str, HandModelData], smoothing: str = "offline"
+    take: Take,
+    models: dict[str, HandModelData],
+    smoothing: str = "offline",
+    collection: bpy.types.Collection | None = None,
+    **settings,
 ) -> BakedTake:
-    """Build the camera and both hands of ``take`` in the current scene and key them."""
+    """Build the camera and both hands of ``take`` in the current scene (in ``collection``,
+    else the scene's) and key them; objects carry the take's path (``TAKE_KEY``)."""  # fmt: skip
     name = take.path.stem
-    camera = build_camera(take)
+    camera = build_camera(take, collection=collection)
     rows = np.asarray(take.arrays["frame_index"], dtype=np.int64)
     if len(rows) == 0:
         raise HandmocapError(f"{take.path}: the take holds no frames")
+    camera[TAKE_KEY] = str(take.path)
     scene = bpy.context.scene
     scene.frame_start, scene.frame_end = int(rows[0]) + 1, int(rows[-1]) + 1
     baked = BakedTake(camera, frames=(scene.frame_start, scene.frame_end))
     for side, model in models.items():
-        smoothed = smooth_hand(take.hand(side), take.manifest.fps, smoothing)
-        valid = np.asarray(smoothed["valid"], dtype=bool)
-        if not valid.any():
+        keys = hand_keys(take, side, model, smoothing, **settings)
+        if keys is None:
             baked.missing.append(side)
             continue
-        rig = build_rig(model, np.median(np.asarray(smoothed["betas"])[valid], axis=0))
-        armature = build_armature(f"{name} {side} hand", rig)
+        armature = build_armature(f"{name} {side} hand", keys.rig, collection)
         armature.parent = camera
         armature.rotation_mode = "QUATERNION"
         armature.rotation_quaternion = CAMERA_FROM_OPENCV
-        mesh = build_mesh(f"{name} {side} hand mesh", model, rig, armature)
-        orient, pose, transl = (np.asarray(smoothed[k], dtype=np.float64)[valid]
-                                for k in ("global_orient", "hand_pose", "transl"))  # fmt: skip
-        quats, location = pose_to_bones(rig, orient, pose, transl)
-        bake_bones(armature, rig, f"{name}.{side}", rows[valid] + 1,
-                   quat_make_continuous(quats), location)  # fmt: skip
-        baked.motions[side] = HandMotion(rig, rows[valid] + 1, pose)
-        _, fcurves = new_action(mesh, f"{name}.{side}.visible")
-        hidden = (~valid).astype(np.float32)[:, None]
-        for path in ("hide_viewport", "hide_render"):
-            write_curves(fcurves, path, "visibility", rows + 1, hidden, CONSTANT)
+        mesh = build_mesh(f"{name} {side} hand mesh", model, keys.rig, armature, collection)
+        for obj in (armature, mesh):
+            obj[TAKE_KEY], obj[SIDE_KEY] = str(take.path), side
+        armature[BETAS_KEY] = [float(b) for b in keys.rig.betas]
+        key_hand(armature, mesh, f"{name}.{side}", keys)
+        baked.motions[side] = keys.motion
         baked.hands[side] = (armature, mesh)
     return baked
 
