@@ -42,20 +42,37 @@ class Recorder:
     row = column = box = split = _child
 
     def label(self, text="", icon="NONE"):
-        self.log.append(("label", text))
+        self.log.append(("label", icon, self.alert, text))
 
     def separator(self, **kwargs):
         pass
 
-    def prop(self, data, name, **kwargs):
+    def prop(self, data, name, text=None, expand=False, **kwargs):
         if name not in data.bl_rna.properties:
             raise AttributeError(f"{data!r} has no property {name!r}")
-        self.log.append(("prop", name))
+        rna = data.bl_rna.properties[name]
+        value = getattr(data, name)
+        if rna.type == "ENUM":
+            shown = rna.enum_items[value].name
+            if expand:  # the choices side by side, the chosen one marked
+                shown = " | ".join(f"[{i.name}]" if i.identifier == value else i.name
+                                   for i in rna.enum_items)  # fmt: skip
+        elif rna.type == "POINTER":
+            shown = value.name if value is not None else ""
+        elif rna.type == "STRING":
+            shown = Path(value).name if value else ""
+        elif rna.type == "FLOAT":
+            shown = f"{value:.3g}"
+        else:
+            shown = value
+        label = rna.name if text is None else text
+        self.log.append(("prop", name, label, shown, self.enabled))
 
     def operator(self, idname, text=None, icon="NONE", **kwargs):
         module, name = idname.split(".")
-        rna = getattr(getattr(bpy.ops, module), name).get_rna_type()
-        self.log.append(("operator", idname, text))
+        op = getattr(getattr(bpy.ops, module), name)
+        rna = op.get_rna_type()
+        self.log.append(("operator", idname, text, text or rna.name, bool(op.poll()), icon))
         recorder = self
 
         class Properties:  # setting an operator property the operator lacks is an error
@@ -69,6 +86,9 @@ class Recorder:
     def progress(self, factor=0.0, type="BAR", text=""):
         assert 0.0 <= factor <= 1.0, factor
         self.log.append(("progress", round(factor, 3), text))
+
+    def panel(self, title: str) -> None:  # not UILayout's: marks where a panel begins
+        self.log.append(("panel", title))
 
     def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kw):
         assert hasattr(bpy.types, list_type), list_type
@@ -89,20 +109,15 @@ def draw_all() -> list:
     log: list = []
     for name in PANELS:
         panel = getattr(bpy.types, name)
-        panel.draw(SimpleNamespace(layout=Recorder(log)), bpy.context)
+        layout = Recorder(log)
+        layout.panel(panel.bl_label)
+        panel.draw(SimpleNamespace(layout=layout), bpy.context)
     from handmocap.blender_addon.panel import draw_preferences  # what the preferences draw
 
-    draw_preferences(bpy.context.preferences.addons[MODULE].preferences, Recorder(log))
+    layout = Recorder(log)
+    layout.panel("Preferences")
+    draw_preferences(bpy.context.preferences.addons[MODULE].preferences, layout)
     return log
-
-
-def texts(log) -> list[str]:
-    return [entry[-1] if entry[0] != "operator" else entry[1] for entry in log if entry[-1]]
-
-
-def poll_message(op) -> str | None:
-    """Whether the operator can run now (its poll), as the panel's button would show."""
-    return bool(op.poll())
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 
 
-def _build_addon_module():
-    spec = importlib.util.spec_from_file_location("build_addon", ROOT / "tools" / "build_addon.py")
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -29,7 +29,7 @@ def _build_addon_module():
 @pytest.fixture(scope="module")
 def addon_zip(tmp_path_factory) -> Path:
     need_bpy()  # Blender's extension builder ships with the bpy module
-    return _build_addon_module().build(tmp_path_factory.mktemp("dist"))
+    return _tool("build_addon").build(tmp_path_factory.mktemp("dist"))
 
 
 def test_zip_holds_the_manifest_entry_point_and_one_wheel(addon_zip):
@@ -105,7 +105,35 @@ def test_addon_installs_captures_cancels_resumes_builds_retargets_exports(addon_
     # disabling unregisters everything
     assert not any(r["after_disable"].values())
 
-    # the FBX files, read by ufbx: the hand's bones and the rig's fingers, animated
+    _check_fbx(work)
+
+    # every panel draws in every state
+    states = r["draws"]
+    assert set(states) >= {"fresh", "no_take", "failed", "capturing", "progress",
+                           "cancelled", "done", "preview"}  # fmt: skip
+    labels = {k: [e[-1] for e in log if e[0] in ("label", "progress")] for k, log in
+              states.items()}  # fmt: skip
+    assert "Save the .blend: takes go beside it" in labels["fresh"]
+    assert "No take yet: capture a video above" in labels["no_take"]
+    assert "Capture failed:" in labels["failed"]
+    assert any("starting" in t for t in labels["capturing"])
+    assert any(t.startswith("20/60 frames") or "/60 frames" in t for t in labels["progress"])
+    assert any("cancelled after" in t for t in labels["cancelled"])
+    buttons = {k: [e[2] for e in log if e[0] == "operator" and e[1] == "handmocap.capture"]
+               for k, log in states.items()}  # fmt: skip
+    assert buttons["cancelled"] == ["Resume Capture"] and buttons["done"] == ["Capture Again"]
+    assert any("Drawing the preview" in t for t in labels["preview"])
+    enabled = {e[1]: e[4] for e in states["done"] if e[0] == "operator"}
+    assert enabled["handmocap.build"] and not enabled["handmocap.bake"]  # greyed: not built
+    assert not enabled["handmocap.retarget"]  # greyed: no target yet
+    # the README's picture of the panel is drawn from these records
+    picture = _tool("draw_addon_panel").draw(r, tmp_path / "panel.png")
+    assert picture.stat().st_size > 10_000
+
+
+def _check_fbx(work: Path) -> None:
+    """The FBX files, read by ufbx: the hand's bones and the rig's fingers, animated. (ufbx's
+    objects point into the scene they came from: each is dropped before its scene.)"""
     ufbx = pytest.importorskip("ufbx", reason="ufbx is the independent FBX reader")
     hands = ufbx.load_file(str(work / "hands.fbx"))
     names = {n.name for n in hands.nodes}
@@ -124,23 +152,7 @@ def test_addon_installs_captures_cancels_resumes_builds_retargets_exports(addon_
         angles.append(2 * np.degrees(np.arccos(min(1.0, abs(w)))))
         del nodes, evaluated
     assert np.ptp(angles) > 5  # the finger moves over the clip
-
-    # every panel draws in every state
-    states = r["draws"]
-    assert set(states) >= {"fresh", "no_take", "failed", "capturing", "progress",
-                           "cancelled", "done", "preview"}  # fmt: skip
-    labels = {k: [e[-1] for e in log if e[0] in ("label", "progress")] for k, log in
-              states.items()}  # fmt: skip
-    assert "Save the .blend: takes go beside it" in labels["fresh"]
-    assert "No take yet: capture a video above" in labels["no_take"]
-    assert "Capture failed:" in labels["failed"]
-    assert any("starting" in t for t in labels["capturing"])
-    assert any(t.startswith("20/60 frames") or "/60 frames" in t for t in labels["progress"])
-    assert any("cancelled after" in t for t in labels["cancelled"])
-    buttons = {k: [e[2] for e in log if e[0] == "operator" and e[1] == "handmocap.capture"]
-               for k, log in states.items()}  # fmt: skip
-    assert buttons["cancelled"] == ["Resume Capture"] and buttons["done"] == ["Capture Again"]
-    assert any("Drawing the preview" in t for t in labels["preview"])
+    del stack, character, hands
 
 
 # --- the background job, without Blender ----------------------------------------------------
