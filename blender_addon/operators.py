@@ -93,8 +93,9 @@ def load_take(item):
 def take_models(take) -> dict:
     """Both sides of the hand model the take was captured with."""
     from handmocap.core.handdata import load_hand_models
+    from handmocap.core.models_dir import model_kind
 
-    kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
+    kind = model_kind(take.manifest.hand_model)
     return load_hand_models(models_dir(), kind)
 
 

@@ -52,10 +52,11 @@ def run_demo(
     report = capture(DEMO_CLIP, take_path, settings, models, progress, overwrite=True)
     started = time.perf_counter()
     from handmocap.core.handmodel import HandLayer  # loaded by now: capture overlaps it
+    from handmocap.core.models_dir import model_kind
     from handmocap.core.preview import write_preview
 
     take = read_take(take_path)
-    kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
+    kind = model_kind(take.manifest.hand_model)
     layer = HandLayer.from_models_dir(models, kind)
     clip = out_dir / "asl_preview.mp4" if video else None
     preview = write_preview(take, layer, clip, sheet=True, smoothing="offline")

@@ -31,6 +31,22 @@ def default_models_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def models_dir_option(given: Path | None) -> Path | None:
+    """The models folder a command uses: ``given`` (its ``--models``), else
+    ``$HANDMOCAP_MODELS``, else None; one that is not a folder is refused."""
+    from handmocap.core.errors import HandmocapError
+
+    folder = given if given is not None else default_models_dir()
+    if folder is not None and not folder.is_dir():
+        raise HandmocapError(f"models folder {folder} does not exist or is not a folder")
+    return folder
+
+
+def model_kind(model_id: str) -> str:
+    """The hand model kind (``mano`` or ``openhand``) of an id recorded in a take."""
+    return "mano" if model_id.startswith("mano") else "openhand"
+
+
 def check_side(side: str) -> str:
     if side not in SIDES:
         raise ValueError(f"side must be 'left' or 'right', got {side!r}")

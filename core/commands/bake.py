@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     from handmocap.core.errors import HandmocapError
     from handmocap.core.handmodel import load_hand_models
+    from handmocap.core.models_dir import model_kind
     from handmocap.core.retarget import MAP_CHOICES, parse_target
     from handmocap.core.smoothing import PRESETS
     from handmocap.core.take import read_take
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:
             check_writable(path)
     take = read_take(args.take)
-    kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
+    kind = model_kind(take.manifest.hand_model)
     models = load_hand_models(args.models, kind)
     if importlib.util.find_spec("bpy") is None:
         raise HandmocapError("baking needs the bpy module: make test / make demo install it")

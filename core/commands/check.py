@@ -53,13 +53,9 @@ def summary(facts: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handmocap.core.errors import HandmocapError
-    from handmocap.core.models_dir import default_models_dir
+    from handmocap.core.models_dir import models_dir_option
 
-    models_dir = args.models if args.models is not None else default_models_dir()
-    if models_dir is not None and not models_dir.is_dir():
-        raise HandmocapError(f"models folder {models_dir} does not exist or is not a folder")
-    facts = report(models_dir)
+    facts = report(models_dir_option(args.models))
     if args.json:
         print(json.dumps(facts, indent=2))
         return 0

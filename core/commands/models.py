@@ -18,14 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handmocap.core.errors import HandmocapError
-    from handmocap.core.handmodel import default_models_dir
-    from handmocap.core.models_dir import scan
+    from handmocap.core.models_dir import models_dir_option, scan
 
-    models_dir = args.models if args.models is not None else default_models_dir()
-    if models_dir is not None and not models_dir.is_dir():
-        raise HandmocapError(f"models folder {models_dir} does not exist or is not a folder")
-    report = scan(models_dir)
+    report = scan(models_dir_option(args.models))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

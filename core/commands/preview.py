@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from handmocap.core.errors import HandmocapError
     from handmocap.core.handmodel import HandLayer
+    from handmocap.core.models_dir import model_kind
     from handmocap.core.preview import write_preview
     from handmocap.core.render import save_png
     from handmocap.core.smoothing import PRESETS
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.height < 0 or args.height == 1:
         raise HandmocapError(f"--height must be 0 (full size) or at least 2, got {args.height}")
     take = read_take(args.take)
-    kind = "mano" if take.manifest.hand_model.startswith("mano") else "openhand"
+    kind = model_kind(take.manifest.hand_model)
     layer = HandLayer.from_models_dir(args.models, kind)
     stem = args.take.with_suffix("")
     sheet = args.sheet or stem.with_name(stem.name + "_sheet.png")

@@ -283,3 +283,23 @@ def test_core_never_imports_bpy_or_mathutils():
         "handmocap.core.openhand.generate",
     ):
         assert module in imported
+
+
+def test_check_reports_torch_devices_and_ready_backends(capsys, no_env, models_dir):
+    assert main(["check", "--json", "--models", str(models_dir)]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    import torch
+
+    assert facts["torch"] == torch.__version__ and facts["python"] == sys.executable
+    assert facts["cuda"]["available"] == torch.cuda.is_available()
+    assert facts["models_dir"] == str(models_dir)
+    backends = by_name(facts["backends"])
+    assert backends["acr"]["ready"] and not backends["dir"]["ready"]  # ACR's files are there
+    assert main(["check", "--models", str(models_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "backends ready: acr" in lines[0] and lines[1].startswith("  dir: needs ")
+
+
+def test_check_refuses_a_models_folder_that_is_not_there(capsys, no_env, tmp_path):
+    assert main(["check", "--models", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist or is not a folder" in capsys.readouterr().err
