@@ -338,6 +338,7 @@ def child(motion_path: Path, work: Path) -> None:
     import bpy
 
     from handmocap.blender_addon.anim import CONSTANT, new_action, write_curves
+    from handmocap.blender_addon.anim import object_fcurves as curves_of
     from handmocap.blender_addon.build import bake_bones, bone_names, build_armature, build_mesh
     from handmocap.blender_addon.export import export_fbx
     from handmocap.blender_addon.scene import save_blend
@@ -371,18 +372,6 @@ def child(motion_path: Path, work: Path) -> None:
             return False
         save()
         return result["checks"].get(name, {"passed": True})["passed"]
-
-    def curves_of(obj) -> list:
-        """The F-curves that animate ``obj`` (its Action's, in its slot on 4.4 and later)."""
-        data = obj.animation_data
-        if bpy.app.version < (4, 4, 0):
-            return list(data.action.fcurves)
-        for layer in data.action.layers:
-            for strip in layer.strips:
-                bag = strip.channelbag(data.action_slot)
-                if bag is not None:
-                    return list(bag.fcurves)
-        return []
 
     def evaluate(hand: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(T, 16, 3) joints, (T, V, 3) skinned vertices, (T, 16, 4, 4) posed bones (world)."""

@@ -55,11 +55,8 @@ def tick() -> float | None:
         del RUNNING[kind]
         ENDED[kind] = job
         on_end = _ON_END.pop(kind, None)
-        try:
-            if on_end is not None:
-                on_end(job)
-        finally:
-            _redraw()
+        if on_end is not None:
+            on_end(job)
     _redraw()
     return TICK_S if RUNNING else None
 

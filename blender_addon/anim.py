@@ -41,6 +41,22 @@ def new_action(obj: bpy.types.Object, name: str):
     return action, action.fcurves
 
 
+def object_fcurves(obj: bpy.types.Object) -> list:
+    """The F-curves that animate ``obj``: its Action's, in its slot on 4.4 and later (what
+    ``new_action`` made)."""
+    data = obj.animation_data
+    if data is None or data.action is None:
+        return []
+    if bpy.app.version < (4, 4, 0):
+        return list(data.action.fcurves)
+    for layer in data.action.layers:
+        for strip in layer.strips:
+            bag = strip.channelbag(data.action_slot)
+            if bag is not None:
+                return list(bag.fcurves)
+    return []
+
+
 def _new_fcurve(fcurves, data_path: str, index: int, group: str):
     """A new F-curve in the channel group ``group`` (made if need be), as ``keyframe_insert``
     would group it: the dope sheet then shows a bone's channels under the bone."""

@@ -45,7 +45,8 @@ class Job:
     fps: float | None = None
     eta_s: float | None = None
     messages: list[str] = field(default_factory=list)
-    result: dict = field(default_factory=dict)  # the command's final JSON ("done" event) or stdout
+    output: Path | None = None  # what the command writes (a take, a video), for when it ends
+    result: dict = field(default_factory=dict)  # the command's final JSON ("done" event)
     error: str = ""
     started: float = field(default_factory=time.monotonic)
     _proc: subprocess.Popen | None = None
@@ -163,11 +164,8 @@ class Job:
             self.result = event
         elif kind == "message":
             self.messages.append(str(event.get("text", "")))
-        elif kind == "text":
+        elif kind == "text":  # not a progress line: kept whole for stdout_json
             self._stdout_text.append(event["text"])
-            if event["text"].lstrip().startswith("{") or self.result:
-                return
-            self.messages.append(event["text"])
 
     def stdout_json(self) -> dict | None:
         """The command's whole stdout read as one JSON object (``--json`` commands)."""

@@ -17,6 +17,7 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 from handmocap.blender_addon import props
 from handmocap.blender_addon.jobs import CANCELLED, DONE, Job
 from handmocap.core.errors import HandmocapError
+from handmocap.core.models_dir import SIDES
 
 
 def _addon():
@@ -48,6 +49,9 @@ def reporting(execute):
 # --- shared lookups ---------------------------------------------------------------------------
 
 
+NO_PYTHON = "Set the Python that runs capture in the add-on's preferences"
+
+
 def external_python() -> str:
     prefs = props.preferences()
     return bpy.path.abspath(prefs.python) if prefs is not None and prefs.python else ""
@@ -67,14 +71,9 @@ def models_args() -> list[str]:
     return ["--models", str(folder)] if folder is not None else []
 
 
-def active_take(context):
-    """The selected take's list item, or None."""
-    return context.scene.handmocap.active_take()
-
-
 def readable_take(cls, context):
     """The selected take's item when it can be used, else None with the reason set."""
-    item = active_take(context)
+    item = context.scene.handmocap.active_take()
     if item is None:
         return _fail(cls, "Capture a video first, or select a take in the list") or None
     if item.error:
@@ -138,20 +137,24 @@ def take_for(source: Path) -> Path | None:
     return folder / f"{source.stem}{_addon().TAKE_SUFFIX}" if folder is not None else None
 
 
-def capture_state(context) -> tuple[Path | None, str]:
-    """(take path, "new" | "unfinished" | "complete") for the capture the panel would start."""
-    try:
-        take = take_for(capture_source(context))
-    except HandmocapError:
-        return None, "new"
+def take_state(take: Path | None) -> str:
+    """ "new", "unfinished" or "complete": what a capture into ``take`` would do."""
     if take is None or not (take / "manifest.json").is_file():
-        return take, "new"
+        return "new"
     from handmocap.core.take import read_manifest
 
     try:
-        return take, "complete" if read_manifest(take).complete else "unfinished"
+        return "complete" if read_manifest(take).complete else "unfinished"
     except HandmocapError:
-        return take, "new"
+        return "new"
+
+
+def capture_state(context) -> str:
+    """:func:`take_state` of the take the panel's Capture would write."""
+    try:
+        return take_state(take_for(capture_source(context)))
+    except HandmocapError:
+        return "new"
 
 
 # --- reports from the timer -------------------------------------------------------------------
@@ -230,7 +233,7 @@ class HANDMOCAP_OT_capture(bpy.types.Operator):
         if not bpy.data.filepath:
             return _fail(cls, "Save the .blend first: takes are written beside it")
         if not external_python():
-            return _fail(cls, "Set the Python that runs capture in the add-on's preferences")
+            return _fail(cls, NO_PYTHON)
         if "capture" in _addon().RUNNING:
             return _fail(cls, "A capture is running")
         return True
@@ -245,7 +248,7 @@ class HANDMOCAP_OT_capture(bpy.types.Operator):
         settings = context.scene.handmocap
         source = capture_source(context)
         take = take_for(source)
-        _, state = capture_state(context)
+        state = take_state(take)
         if state == "complete" and not self.overwrite:
             raise HandmocapError(f"{take.name} is captured already: Capture Again replaces it")
         prefs = props.preferences()
@@ -259,8 +262,7 @@ class HANDMOCAP_OT_capture(bpy.types.Operator):
             args += ["--start", str(settings.frame_first - 1), "--end", str(settings.frame_last)]
         if self.overwrite:
             args.append("--overwrite")
-        job = Job(external_python(), args, f"Capturing {source.name}")
-        job.take = take
+        job = Job(external_python(), args, f"Capturing {source.name}", output=take)
         _addon().start_job("capture", job, _capture_ended)
         how = "resuming " if state == "unfinished" and not self.overwrite else ""
         self.report({"INFO"}, f"Capture of {source.name} started, {how}into {take}")
@@ -271,12 +273,12 @@ def _capture_ended(job: Job) -> None:
     addon = _addon()
     for scene in bpy.data.scenes:
         addon.refresh_takes(scene)
-        addon.select_take(scene, job.take)
+        addon.select_take(scene, job.output)
     if job.state == DONE:
-        summary = addon.summarize_take(job.take)  # the whole take, resumed parts included
+        summary = addon.summarize_take(job.output)  # the whole take, resumed parts included
         rates = summary.get("detection_rate", {})
         seen = ", ".join(f"{side} hand in {rate:.0%}" for side, rate in rates.items() if rate)
-        addon.report("INFO", f"Captured {job.take.name}: {summary.get('frames')} frames, "
+        addon.report("INFO", f"Captured {job.output.name}: {summary.get('frames')} frames, "
                              f"{seen or 'no hand seen'}")  # fmt: skip
     elif job.state == CANCELLED:
         addon.report("WARNING", f"Capture cancelled after {job.done} frames: the finished "
@@ -377,23 +379,14 @@ class HANDMOCAP_OT_bake(bpy.types.Operator):
 
     @reporting
     def execute(self, context):
-        from handmocap.blender_addon.scene import BETAS_KEY, hand_keys, key_hand
+        from handmocap.blender_addon.scene import key_hand
 
         settings = context.scene.handmocap
         take = load_take(settings.active_take())
-        models = take_models(take)
+        built = built_hands(str(take.path))[1]
         keyed = []
-        for side, (armature, mesh) in built_hands(str(take.path))[1].items():
-            keys = hand_keys(
-                take,
-                side,
-                models[side],
-                settings.smoothing,
-                betas=list(armature[BETAS_KEY]),
-                **settings.smoothing_settings(),
-            )
-            if keys is None:
-                continue
+        for side, keys in take_keys(take, settings, built).items():
+            armature, mesh = built[side]
             key_hand(armature, mesh, f"{take.path.stem}.{side}", keys)
             keyed.append(f"{side} hand {int(keys.valid.sum())} frames")
         self.report({"INFO"}, f"Baked {take.path.stem} ({settings.smoothing} smoothing): "
@@ -401,20 +394,20 @@ class HANDMOCAP_OT_bake(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def take_motions(take, settings) -> dict:
-    """side -> HandMotion of the take with the scene's smoothing (the built rig's shape when
-    the take is built)."""
+def take_keys(take, settings, built: dict, sides=None) -> dict:
+    """side -> ``scene.HandKeys`` of the take with the scene's smoothing, for ``sides``
+    (default: the built ones); a built hand keeps the shape it was built with."""
     from handmocap.blender_addon.scene import BETAS_KEY, hand_keys
 
-    built = built_hands(str(take.path))[1]
-    motions = {}
-    for side, model in take_models(take).items():
+    models = take_models(take)
+    out = {}
+    for side in built if sides is None else sides:
         betas = list(built[side][0][BETAS_KEY]) if side in built else None
-        keys = hand_keys(take, side, model, settings.smoothing, betas=betas,
+        keys = hand_keys(take, side, models[side], settings.smoothing, betas=betas,
                          **settings.smoothing_settings())  # fmt: skip
         if keys is not None:
-            motions[side] = keys.motion
-    return motions
+            out[side] = keys
+    return out
 
 
 class HANDMOCAP_OT_retarget(bpy.types.Operator):
@@ -444,8 +437,10 @@ class HANDMOCAP_OT_retarget(bpy.types.Operator):
         target = settings.target
         bone_map = (bpy.path.abspath(settings.map_file) if settings.bone_map == "file"
                     else settings.bone_map)  # fmt: skip
-        done = retarget(target, take_motions(take, settings), bone_map,
-                        f"{take.path.stem}.{target.name}")  # fmt: skip
+        built = built_hands(str(take.path))[1]
+        motions = {side: keys.motion for side, keys in
+                   take_keys(take, settings, built, SIDES).items()}  # fmt: skip
+        done = retarget(target, motions, bone_map, f"{take.path.stem}.{target.name}")
         keyed = "; ".join(f"{side} hand {len(b)} bones" for side, b in done.bones.items())
         self.report({"INFO"}, f"Retargeted {take.path.stem} onto {target.name} "
                               f"({done.bone_map} map): {keyed or 'nothing keyed'}")  # fmt: skip
@@ -510,7 +505,7 @@ class HANDMOCAP_OT_preview(bpy.types.Operator):
         if not readable_take(cls, context):
             return False
         if not external_python():
-            return _fail(cls, "Set the Python that runs capture in the add-on's preferences")
+            return _fail(cls, NO_PYTHON)
         if "preview" in _addon().RUNNING:
             return _fail(cls, "A preview is being drawn")
         return True
@@ -521,9 +516,7 @@ class HANDMOCAP_OT_preview(bpy.types.Operator):
         out = preview_path(item)
         args = ["preview", item.path, "-o", str(out), "--smoothing", settings.smoothing,
                 *models_args()]  # fmt: skip
-        job = Job(external_python(), args, f"Drawing the preview of {item.name}")
-        job.take = Path(item.path)
-        job.output = out
+        job = Job(external_python(), args, f"Drawing the preview of {item.name}", output=out)
         _addon().start_job("preview", job, _preview_ended)
         self.report({"INFO"}, f"Drawing {out.name} in the background")
         return {"FINISHED"}

@@ -70,7 +70,7 @@ def draw_capture(layout, context) -> None:
     sub.prop(settings, "frame_last")
     if _job_status(layout, "capture"):
         return
-    _, state = operators.capture_state(context)
+    state = operators.capture_state(context)
     row = layout.row()
     row.scale_y = 1.4
     if state == "complete":

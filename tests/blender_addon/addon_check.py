@@ -260,14 +260,9 @@ def main() -> None:
 
 def _key_frames(obj) -> list[float]:
     """The frames keyed on ``obj``'s Action (every F-curve), sorted."""
-    action = obj.animation_data.action
-    if bpy.app.version >= (4, 4, 0):
-        slot = obj.animation_data.action_slot
-        curves = [c for layer in action.layers for strip in layer.strips
-                  for c in strip.channelbag(slot).fcurves]  # fmt: skip
-    else:
-        curves = list(action.fcurves)
-    return sorted({k.co[0] for c in curves for k in c.keyframe_points})
+    from handmocap.blender_addon.anim import object_fcurves
+
+    return sorted({k.co[0] for c in object_fcurves(obj) for k in c.keyframe_points})
 
 
 def _bone_rotations(obj):
