@@ -30,6 +30,8 @@ BACKENDS = [
     ("mediapipe", "MediaPipe", "MediaPipe's hand landmarks fitted with the hand model: needs no "
      "licensed files"),
     ("acr", "ACR", "ACR (CVPR 2023): needs its official weights and the MANO files"),
+    ("dir", "DIR", "DIR (ICCV 2023), two interacting hands: needs its official weights and the "
+     "MANO files; frames without both hands visible get none"),
 ]  # fmt: skip
 SMOOTHING = [
     ("offline", "Offline", "Zero-lag smoothing of recorded footage, of the strength below"),

@@ -48,8 +48,6 @@ def choose_backend(requested: str, models_dir: Path | None) -> tuple[str, str]:
     """(backend name, why): ``auto`` takes the best backend whose files are present."""
     if requested not in BACKENDS:
         raise HandmocapError(f"unknown backend {requested!r}: use one of {', '.join(BACKENDS)}")
-    if requested == "dir":
-        raise HandmocapError("the dir backend is not built yet in this version of handmocap")
     if requested != "auto":
         return requested, "as requested"
     from handmocap.core.models_dir import acr_missing_files
@@ -79,6 +77,16 @@ def build_backend(
             models_dir,
             device=device,
             threshold=settings.threshold,
+            focal=settings.focal,
+            precision=settings.precision,
+        )
+    if name == "dir":
+        from handmocap.core.backends.dir import DIRBackend
+
+        return DIRBackend.from_models_dir(
+            models_dir,
+            video=video,
+            device=device,
             focal=settings.focal,
             precision=settings.precision,
         )

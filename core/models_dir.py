@@ -23,6 +23,7 @@ SIDES = ("left", "right")
 OPEN_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "openhand"
 MODELS_ENV = "HANDMOCAP_MODELS"
 ACR_CHECKPOINT = Path("acr") / "wild.pkl"
+DIR_CHECKPOINT = Path("dir") / "DIR.pth"
 
 
 def default_models_dir() -> Path | None:
@@ -61,20 +62,33 @@ def mano_model_path(models_dir: Path, side: str) -> Path:
     return Path(models_dir) / "mano" / f"MANO_{check_side(side).upper()}.pkl"
 
 
-def acr_missing_files(models_dir: Path | None) -> list[str]:
-    """What the acr backend still needs, each with where to put it."""
+# Each network backend's official checkpoint: path in the models folder, and what it is.
+CHECKPOINTS = {
+    "acr": (
+        ACR_CHECKPOINT,
+        "ACR's official checkpoint wild.pkl (from the ACR repository's README)",
+    ),
+    "dir": (DIR_CHECKPOINT, "DIR's official checkpoint DIR.pth (from the DIR repository's README)"),
+}
+
+
+def missing_files(backend: str, models_dir: Path | None) -> list[str]:
+    """What a network backend ("acr", "dir") still needs, each with where to put it."""
     where = Path(models_dir) if models_dir else Path("MODELS")
+    checkpoint, what = CHECKPOINTS[backend]
     needs = [
-        (
-            where / ACR_CHECKPOINT,
-            "ACR's official checkpoint wild.pkl (from the ACR repository's README)",
-        ),
+        (where / checkpoint, what),
         (mano_model_path(where, "right"), "MANO_RIGHT.pkl (licensed by MPI: mano.is.tue.mpg.de)"),
         (mano_model_path(where, "left"), "MANO_LEFT.pkl (licensed by MPI: mano.is.tue.mpg.de)"),
     ]
     if models_dir is None:
         return [f"{what}: put it at {path} and pass --models MODELS" for path, what in needs]
     return [f"{what}: expected at {path}" for path, what in needs if not path.is_file()]
+
+
+def acr_missing_files(models_dir: Path | None) -> list[str]:
+    """What the acr backend still needs, each with where to put it."""
+    return missing_files("acr", models_dir)
 
 
 @dataclass(frozen=True)

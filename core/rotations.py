@@ -454,6 +454,21 @@ def rot6d_to_matrix(rot6d: Array) -> Array:
     return back(_gram_schmidt(xp, columns))
 
 
+def rot6d_robust_to_matrix(rot6d: Array) -> Array:
+    """(..., 6) column-wise 6D -> (..., 3, 3) rotation, the symmetric variant DIR's root uses.
+
+    Unlike Gram-Schmidt, neither column is preferred: with a, b the two columns normalised,
+    m = n(a + b) and o = n(a - b), the first two columns are n(m + o) and n(m - o) (each at 45
+    degrees from m) and the third is their normalised cross product (manopth's
+    ``robust_compute_rotation_matrix_from_ortho6d``).
+    """
+    xp, x, back = _prepare(rot6d, (6,), "rot6d_robust_to_matrix")
+    a, b = _normalize(xp, x[..., :3]), _normalize(xp, x[..., 3:])
+    middle, across = _normalize(xp, a + b), _normalize(xp, a - b)
+    first, second = _normalize(xp, middle + across), _normalize(xp, middle - across)
+    return back(xp.stack((first, second, _normalize(xp, xp.cross(first, second))), -1))
+
+
 def rot6d_to_axis_angle(rot6d: Array) -> Array:
     """(..., 6) column-wise 6D -> (..., 3) axis-angle with angle in [0, pi]."""
     return matrix_to_axis_angle(rot6d_to_matrix(rot6d))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 NAME = "detect"
 HELP = "find hands in images with a backend; print them, or draw them over the images"
-BACKENDS = ("acr", "mediapipe")
+BACKENDS = ("acr", "dir", "mediapipe")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
