@@ -36,11 +36,13 @@ class CaptureSettings:
     focal: float | None = None  # pixels of the frame; None: the backend's documented default
     precision: str = "fp32"
     threshold: float = 0.35  # acr's hand confidence
+    detector: str = "mediapipe"  # dir: what finds the two hands its crop must hold
     workers: int = 2  # mediapipe: chunks landmarked side by side (threads)
 
     def recorded(self) -> dict:
         """The settings that a resumed capture must share with the first run."""
         keep = ("chunk", "focal", "precision", "threshold")
+        keep += ("detector",) if self.backend == "dir" else ()
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
@@ -85,6 +87,7 @@ def build_backend(
 
         return DIRBackend.from_models_dir(
             models_dir,
+            detector=settings.detector,
             video=video,
             device=device,
             focal=settings.focal,

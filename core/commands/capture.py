@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--threshold", type=float, default=0.35, help="hand confidence (acr)")
     parser.add_argument(
+        "--detector",
+        choices=("mediapipe", "acr"),
+        default="mediapipe",
+        help="what finds the two hands whose crop DIR reads (dir; default: mediapipe)",
+    )
+    parser.add_argument(
         "--progress",
         choices=("bar", "json", "none"),
         default="bar",
@@ -63,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         focal=args.focal,
         precision=args.precision,
         threshold=args.threshold,
+        detector=args.detector,
     )
     models = args.models if args.models is not None else default_models_dir()
     progress = ProgressReporter(args.progress)

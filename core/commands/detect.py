@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threshold", type=float, default=0.35, help="hand confidence (acr)")
+    parser.add_argument(
+        "--detector",
+        choices=("mediapipe", "acr"),
+        default="mediapipe",
+        help="what finds the two hands whose crop DIR reads (dir; default: mediapipe)",
+    )
     parser.add_argument("--focal", type=float, default=None, help="focal length, image pixels")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -57,7 +63,7 @@ def build_backend(args: argparse.Namespace):
     from handmocap.core.handmodel import default_models_dir
 
     models = args.models if args.models is not None else default_models_dir()
-    settings = CaptureSettings(focal=args.focal, threshold=args.threshold)
+    settings = CaptureSettings(focal=args.focal, threshold=args.threshold, detector=args.detector)
     # still images: no tracking from one image to the next
     return build_backend(args.backend, models, settings, resolve_device(args.device), video=False)
 
@@ -79,6 +85,9 @@ def run(args: argparse.Namespace, backend=None) -> int:
             "backend": backend.name,
             "hands": [hands[s].to_json() for s in ("left", "right") if s in hands],
         })  # fmt: skip
+        reasons = getattr(backend, "reasons", None)  # why a backend reported no hands (dir)
+        if reasons and reasons[0]:
+            report[-1]["reason"] = reasons[0]
         if target is not None:
             focal, center = backend.camera(frame.shape)
             faces = {s: backend.layer.faces(s, drawing=True) for s in ("left", "right")}
@@ -90,6 +99,8 @@ def run(args: argparse.Namespace, backend=None) -> int:
         return 0
     for item in report:
         found = ", ".join(f"{h['side']} ({h['score']:.2f})" for h in item["hands"]) or "no hands"
+        if "reason" in item:
+            found += f": {item['reason']}"
         where = f" -> {item['overlay']}" if "overlay" in item else ""
         print(f"{item['image']}: {found}{where}")
     return 0

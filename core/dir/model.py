@@ -166,7 +166,7 @@ class Residual(nn.Module):
 
 def skeleton_adjacency(joints: int = JOINTS) -> torch.Tensor:
     """(21, 21) symmetric 0/1 adjacency of the hand skeleton's 20 bones, no self loops."""
-    adj = torch.zeros(joints, joints)
+    adj = torch.zeros(joints, joints, device="cpu")  # a constant, also when built on "meta"
     for a, b in zip(BONE_PARENTS, BONE_CHILDREN, strict=True):
         adj[a, b] = adj[b, a] = 1.0
     return adj

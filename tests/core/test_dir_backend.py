@@ -230,3 +230,39 @@ def test_detect_command_says_what_the_dir_backend_lacks(tmp_path):
     assert "the dir backend cannot run yet" in run.stderr
     assert "DIR.pth" in run.stderr and "MANO_RIGHT.pkl" in run.stderr
     assert "Traceback" not in run.stderr  # one clear message, not a crash
+
+
+@needs_image
+def test_capture_with_the_dir_backend_keeps_frames_without_both_hands_empty(
+    tmp_path, capsys, monkeypatch, model, layer
+):
+    """``handmocap capture --backend dir`` end to end, with random weights in place of DIR.pth."""
+    import cv2
+
+    from handmocap.core import cli
+    from handmocap.core.backends.dir import MediaPipeDetector
+    from handmocap.core.take import read_take
+
+    def build(cls, models_dir, detector="mediapipe", video=True, **kwargs):
+        assert detector == "mediapipe"
+        return cls(model, layer, MediaPipeDetector(video=video), video=video, **kwargs)
+
+    monkeypatch.setattr(DIRBackend, "from_models_dir", classmethod(build))
+    monkeypatch.setenv("HANDMOCAP_MODELS", "")
+    photo = cv2.resize(cv2.imread(str(TWO_HANDS)), (320, 480))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(5):
+        frame = photo.copy()
+        if i == 3:
+            frame[:, 130:] = 90  # the right half covered: one hand left in view
+        cv2.imwrite(str(folder / f"frame{i}.png"), frame)
+    take = tmp_path / "two.take"
+    args = ["capture", str(folder), "-o", str(take), "--backend", "dir", "--progress", "none"]
+    assert cli.main(args) == 0, capsys.readouterr().err
+    result = read_take(take)
+    assert result.manifest.backend == "dir" and result.num_frames == 5
+    assert result.manifest.settings["detector"] == "mediapipe"
+    for side in ("left", "right"):
+        present = result.hand(side)["present"]
+        assert present[[0, 1, 2, 4]].all() and not present[3], side

@@ -16,6 +16,10 @@ import torch
 CENTER_BIAS = {"l_final_layers.2.2.bias": 0.3, "r_final_layers.2.2.bias": 0.3}
 # Larger segmentation logits, so that the part attention is peaked rather than uniform.
 WEIGHT_SCALE = {"backbone.hand_segm.segm_head.segm_net.double_conv.3.weight": 40.0}
+# DIR's graph convolutions (SemGCN ``PGraphConv.W``, shape (2, joints, in, out)) multiply each
+# joint's features by a per-joint (in, out) matrix: the true fan-in is ``in`` (shape[-2]), not
+# the product of the trailing dims. No ACR key ends like this.
+GRAPH_WEIGHT_SUFFIX = "gconv.W"
 
 
 def value_for(name: str, like: torch.Tensor) -> torch.Tensor:
@@ -34,7 +38,12 @@ def value_for(name: str, like: torch.Tensor) -> torch.Tensor:
     elif like.dim() == 1:  # biases
         out = 0.02 * noise + CENTER_BIAS.get(name, 0.0)
     else:
-        fan_in = shape[2] if like.dim() == 6 else like[0].numel()  # 6-D: part pose layer
+        if like.dim() == 6:  # ACR's part pose layer
+            fan_in = shape[2]
+        elif name.endswith(GRAPH_WEIGHT_SUFFIX):
+            fan_in = shape[-2]
+        else:
+            fan_in = like[0].numel()
         out = noise / fan_in**0.5 * WEIGHT_SCALE.get(name, 1.0)
     return out.to(like.dtype)
 
