@@ -1,6 +1,6 @@
 """Run every benchmark, each in its own process, then rebuild ``bench/results/TABLE.md``.
 
-    .venv/bin/python bench/run_all.py               # all (HandLayer, ACR on CUDA too if any)
+    .venv/bin/python bench/run_all.py               # all (HandLayer, ACR, DIR on CUDA too if any)
     .venv/bin/python bench/run_all.py --table-only  # only rebuild the table from the JSON files
 
 The table is built from every ``bench/results/*.json``, so figures measured on other machines
@@ -29,17 +29,19 @@ JOBS = (
     ("bench_take.py", "cpu"),
     ("bench_render.py", "cpu"),
     ("bench_acr.py", "cpu"),
+    ("bench_dir.py", "cpu"),
     ("bench_mediapipe.py", "cpu"),
     ("bench_smoothing.py", "cpu"),
     ("bench_capture.py", "cpu"),
     ("bench_bake.py", "cpu"),
 )
-CUDA_JOBS = (("bench_handlayer.py", "cuda"), ("bench_acr.py", "cuda"))
+CUDA_JOBS = (("bench_handlayer.py", "cuda"), ("bench_acr.py", "cuda"), ("bench_dir.py", "cuda"))
 VERSION_KEYS = ("torch", "numpy", "smplx", "opencv", "python")
 
 
 def jobs() -> list[tuple[str, str]]:
-    """The benchmarks to run: all on the CPU, HandLayer and ACR on CUDA when torch sees a GPU."""
+    """The benchmarks to run: all on the CPU; HandLayer, ACR and DIR on CUDA when torch sees a
+    GPU."""
     import torch
 
     extra = list(CUDA_JOBS) if torch.cuda.is_available() else []

@@ -9,7 +9,6 @@ need the user's MANO files.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from handmocap.core.acr.model import ACR, ACRConfig
 from handmocap.core.acr.parse import DEFAULT_THRESHOLD, ParsedHands, parse_maps
 from handmocap.core.acr.preprocess import Letterbox, preprocess, to_network_input
+from handmocap.core.backends.network import PRECISIONS, NetworkBackend  # noqa: F401
 from handmocap.core.errors import HandmocapError
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.joints import KEYPOINT_NAMES
@@ -28,10 +28,9 @@ from handmocap.core.observation import SIDES, Frame, HandObservation, project
 # The official demo's camera: focal length 1265 px for the 512 px network input.
 OFFICIAL_FOCAL_512 = 1265.0
 ROOT = KEYPOINT_NAMES.index("middle1")  # the weak-perspective camera centres the middle knuckle
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class ACRBackend:
+class ACRBackend(NetworkBackend):
     """Callable: list of RGB uint8 frames -> one ``Frame`` (side -> observation) per frame."""
 
     name = "acr"
@@ -47,19 +46,10 @@ class ACRBackend:
         channels_last: bool = False,
         input_size: int = 512,
     ):
-        if precision not in PRECISIONS:
-            raise HandmocapError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {precision}"
-            )
-        self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
+        super().__init__(model, device, precision, channels_last)
         self.layer = hand_layer.to(self.device)
         self.threshold = threshold
         self.focal = focal  # original-frame pixels; None: the official demo's field of view
-        self.dtype = PRECISIONS[precision]
-        self.channels_last = channels_last
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
         self.input_size = input_size
         self.hands_mean = {
             s: torch.as_tensor(hand_layer.models[s].arrays["hands_mean"], dtype=torch.float32)
@@ -84,14 +74,7 @@ class ACRBackend:
     @torch.inference_mode()
     def run_network(self, frames) -> tuple[dict[str, ParsedHands], list[Letterbox]]:
         images, boxes = preprocess(frames, self.input_size)
-        x = to_network_input(images.to(self.device))
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
-        )
-        with autocast:
-            maps = self.model(x)
+        maps = self.forward_network(to_network_input(images.to(self.device)))
         # parsing (NMS, 6D decoding) always in fp32, outside autocast
         return parse_maps({k: v.float() for k, v in maps.items()}, self.threshold), boxes
 

@@ -19,12 +19,12 @@ mapped back to the frame:
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from handmocap.core.backends.network import NetworkBackend
 from handmocap.core.dir.crop import CropBox, CropTracker, cut, to_network_input, two_hand_box
 from handmocap.core.dir.hands import BETAS, CAMERA, OFFSET_UNIT, ROOT_6D, finger_axis_angles
 from handmocap.core.dir.model import DIR, DIRConfig, DIROutput
@@ -33,7 +33,6 @@ from handmocap.core.handmodel import HandLayer
 from handmocap.core.observation import SIDES, Frame, HandObservation, project
 from handmocap.core.rotations import matrix_to_axis_angle, rot6d_robust_to_matrix
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DETECTORS = ("mediapipe", "acr")
 
 
@@ -66,7 +65,7 @@ def default_focal(height: int, width: int) -> float:
     return focal(height, width)
 
 
-class DIRBackend:
+class DIRBackend(NetworkBackend):
     """Callable: list of RGB uint8 frames (consecutive, for video) -> one ``Frame`` per frame."""
 
     name = "dir"
@@ -83,16 +82,7 @@ class DIRBackend:
         video: bool = True,
         follow: float = 0.5,
     ):
-        if precision not in PRECISIONS:
-            raise HandmocapError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {precision}"
-            )
-        self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.channels_last = channels_last
-        self.dtype = PRECISIONS[precision]
+        super().__init__(model, device, precision, channels_last)
         self.layer = hand_layer.to(self.device)
         self.detector = detector
         self.focal = focal  # frame pixels; None: a 65 degree field of view
@@ -144,14 +134,8 @@ class DIRBackend:
 
     @torch.inference_mode()
     def run_network(self, crops: list[np.ndarray]) -> DIROutput:
-        x = to_network_input(torch.from_numpy(np.stack(crops)).to(self.device))
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.dtype) if self.dtype else nullcontext()
-        )
-        with autocast:
-            return self.model(x)
+        crops = torch.from_numpy(np.stack(crops)).to(self.device)
+        return self.forward_network(to_network_input(crops))
 
     @torch.inference_mode()
     def __call__(self, frames) -> list[Frame]:
@@ -160,8 +144,6 @@ class DIRBackend:
         if not crops:
             return results
         final = self.run_network(crops).final
-        shape = np.asarray(frames[0]).shape
-        focal, centre = self.camera(shape)
         posed = {}
         for side in SIDES:
             params = final.params[side].float()
@@ -177,6 +159,7 @@ class DIRBackend:
         root = self.model.config.root_joint
         for k, row in enumerate(scores):
             box = self.boxes[row]
+            focal, centre = self.camera(np.asarray(frames[row]).shape)  # frames may differ
             roots = {}
             for side in SIDES:
                 s, tx, ty = posed[side][0][k, CAMERA].double().cpu().numpy()

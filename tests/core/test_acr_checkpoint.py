@@ -33,18 +33,7 @@ DROPPED_PREFIX = "module.segmentation_layers."
 LEFT_PARAMS_CONV = "module.l_final_layers.1.0.0.weight"  # (64, 34, 3, 3) in the official net
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module's torch work on one intra-op thread.
-
-    Copying the 2,000 tensors of a checkpoint gains nothing from a second thread. On a 2-core
-    machine whose cores are shared, the two OpenMP threads wait on each other: loading the
-    synthetic checkpoint took about 1 s with one thread and over 4 s with two.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def distinct_values(shape: list[int], generator: torch.Generator, key: str) -> torch.Tensor:

@@ -25,18 +25,7 @@ MAP_NAMES = {"segm_logits"} | {f"{s}_{m}" for s in ("left", "right") for m in HA
 PARAM_MAPS = ["left_params", "right_params", "left_params_global", "right_params_global"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run this module's torch work on one intra-op thread.
-
-    The tiny networks gain nothing from a second thread. On a 2-core machine whose cores are
-    shared, the two OpenMP threads wait on each other: the same test took 0.5 s with one
-    thread and up to 18 s with two.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(backbone: str = "hrnet", seed: int = 0, calibrate: bool = True) -> ACR:

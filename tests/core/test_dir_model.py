@@ -25,14 +25,7 @@ from handmocap.core.dir.model import (
 from handmocap.core.handmodel import HandLayer, load_hand_models
 from handmocap.core.rotations import matrix_to_axis_angle, rot6d_robust_to_matrix
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine the second only adds waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -296,3 +289,16 @@ def test_hand_layer_pose_zero_is_the_mean_pose(models):
 def test_hand_layer_rejects_a_bad_root(models):
     with pytest.raises(ValueError, match="root_joint"):
         DIRHands(models, 21)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(models):
+    model = tiny(models).eval()
+    x = images(2)
+    with torch.no_grad():
+        cpu = model(x).final
+        gpu = model.cuda()(x.cuda()).final
+    for side in ("left", "right"):
+        torch.testing.assert_close(gpu.hands[side].joints.cpu(), cpu.hands[side].joints,
+                                   atol=1e-4, rtol=0)  # fmt: skip
+        torch.testing.assert_close(gpu.params[side].cpu(), cpu.params[side], atol=1e-4, rtol=0)

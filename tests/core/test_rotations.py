@@ -235,6 +235,21 @@ def test_gram_schmidt_known_non_orthogonal_input() -> None:
     assert_rotation(m.double().numpy(), atol=1e-6)
 
 
+def test_robust_6d_treats_both_columns_alike() -> None:
+    # orthonormal columns come back unchanged
+    r = rot.axis_angle_to_matrix(np.array([0.3, -1.2, 0.5]))
+    np.testing.assert_allclose(rot.rot6d_robust_to_matrix(np.concatenate([r[:, 0], r[:, 1]])), r,
+                               atol=1e-12)  # fmt: skip
+    # (1, 0, 0) and (1, 1, 0)/sqrt2 lie 45 degrees apart: the result's first two columns sit
+    # 45 degrees either side of their bisector (Gram-Schmidt would keep the first column)
+    m = rot.rot6d_robust_to_matrix(np.array([1.0, 0, 0, 1, 1, 0]))
+    bisector = np.array([np.cos(np.pi / 8), np.sin(np.pi / 8), 0.0])
+    np.testing.assert_allclose(m[:, 0] @ bisector, np.cos(np.pi / 4), atol=1e-12)
+    np.testing.assert_allclose(m[:, 1] @ bisector, np.cos(np.pi / 4), atol=1e-12)
+    np.testing.assert_allclose(m[:, 2], [0, 0, 1], atol=1e-12)
+    assert_rotation(m[None], atol=1e-12)
+
+
 # --- edge angles -----------------------------------------------------------------------------
 
 
