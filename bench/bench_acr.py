@@ -43,7 +43,7 @@ from common import (
     peak_rss_mib,
     setup_torch,
     synchronize,
-    write_results,
+    write_with_memory,
 )
 
 from handmocap.core.acr.model import ACR, ACRConfig
@@ -327,12 +327,7 @@ def main() -> None:
     eager = batched[1] if bf16_native(device) else batched[0]
     results.extend(bench_compiled(hrnet, device, eager))
     results.extend(bench_compiled(hrnet, device, eager, freezing=True))
-    rss = peak_rss_mib()
-    results.append({"setting": "peak RSS (process)", "mib": rss, "figure": f"{rss:.0f} MiB"})
-    if device == "cuda":
-        peak = max(r.get("cuda_peak_mib", 0.0) for r in results)
-        results.append({"setting": "peak CUDA memory", "mib": peak, "figure": f"{peak:.0f} MiB"})
-    write_results("acr", device, results)
+    write_with_memory("acr", device, results)
 
 
 if __name__ == "__main__":

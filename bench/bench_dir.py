@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import torch
 from bench_acr import CompileTimeout, LoadMeter, bf16_native, measure, time_limit
-from common import device_args, peak_rss_mib, setup_torch, synchronize, write_results
+from common import device_args, peak_rss_mib, setup_torch, synchronize, write_with_memory
 
 from handmocap.core.backends.dir import DIRBackend, MediaPipeDetector
 from handmocap.core.dir.crop import INPUT_SIZE
@@ -272,12 +272,7 @@ def main() -> None:
     eager = batched[1] if bf16_native(device) else batched[0]
     for part in COMPILED_PARTS:
         results.extend(bench_compiled(model, layer, device, eager, part))
-    rss = peak_rss_mib()
-    results.append({"setting": "peak RSS (process)", "mib": rss, "figure": f"{rss:.0f} MiB"})
-    if device == "cuda":
-        peak = max(r.get("cuda_peak_mib", 0.0) for r in results)
-        results.append({"setting": "peak CUDA memory", "mib": peak, "figure": f"{peak:.0f} MiB"})
-    write_results("dir", device, results)
+    write_with_memory("dir", device, results)
 
 
 if __name__ == "__main__":

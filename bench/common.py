@@ -146,6 +146,17 @@ def device_args(description: str, devices: tuple[str, ...] = ("cpu", "cuda")) ->
     return parser.parse_args()
 
 
+def write_with_memory(name: str, device: str, results: list[dict[str, Any]]) -> Path:
+    """Append the process's peak RSS (and on CUDA the largest peak CUDA memory of the rows),
+    then ``write_results``."""
+    rss = peak_rss_mib()
+    results.append({"setting": "peak RSS (process)", "mib": rss, "figure": f"{rss:.0f} MiB"})
+    if device == "cuda":
+        peak = max(r.get("cuda_peak_mib", 0.0) for r in results)
+        results.append({"setting": "peak CUDA memory", "mib": peak, "figure": f"{peak:.0f} MiB"})
+    return write_results(name, device, results)
+
+
 def write_results(name: str, device: str, results: list[dict[str, Any]]) -> Path:
     """Write ``bench/results/<name>-<device>.json`` and print its figures."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
