@@ -30,7 +30,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -243,9 +243,7 @@ def bench_compiled(
     how = "torch.compile, freezing" if freezing else "torch.compile"
     label = mode_name("hrnet", batch, precision, CHANNELS_LAST, how)
     torch._dynamo.reset()
-    with tempfile.TemporaryDirectory(prefix="bench_acr_inductor_") as cache:
-        previous_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # cold: what a first run costs
+    with cold_inductor_cache("bench_acr_inductor_"):
         compiled = torch.compile(model, options=fields["inductor_options"] or None)
         step = network_step(compiled, images, device, dtype, channels_last=True)
         start, load = time.perf_counter(), LoadMeter()
@@ -259,32 +257,63 @@ def bench_compiled(
         except Exception as error:  # a timeout, or inductor failing on this machine
             elapsed = time.perf_counter() - start
             torch._dynamo.reset()
-            if limit.expired:
-                reason = f"compiling took longer than {COMPILE_LIMIT_S} s on this machine"
-            else:
-                reason = f"compiling failed: {type(error).__name__}: {str(error).splitlines()[0]}"
-            print(f"  {label}: not compiled ({reason})", flush=True)
-            figure = f"not compiled: {reason} (gave up after {elapsed:.0f} s); eager used"
-            return [{"setting": label, **fields, "compiled": False, "reason": reason,
-                     "compile_s": elapsed, "figure": figure}]  # fmt: skip
-        finally:
-            os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
-            if previous_cache is not None:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous_cache
+            return not_compiled(label, fields, limit.expired, error, elapsed)
         first_call, compile_load = time.perf_counter() - start, load.others_share()
         runs, warmup = RUNS[device][1], WARMUP[device][1]
         row = measure(label, step, batch, runs, warmup, device, **fields, compiled=True)
     torch._dynamo.reset()
+    return compiled_rows(label, row, eager, first_call, compile_load)
+
+
+@contextmanager
+def cold_inductor_cache(prefix: str):
+    """Inductor's cache in a new empty folder for the duration: cold, what a first run costs."""
+    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    with tempfile.TemporaryDirectory(prefix=prefix) as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        try:
+            yield cache
+        finally:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+            if previous is not None:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+
+
+def not_compiled(label: str, fields: dict[str, Any], expired: bool, error: Exception,
+                 elapsed: float) -> list[dict[str, Any]]:  # fmt: skip
+    """The row of a compile that was given up (``expired``) or failed: eager stands."""
+    if expired:
+        reason = f"compiling took longer than {COMPILE_LIMIT_S} s on this machine"
+    else:
+        reason = f"compiling failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+    print(f"  {label}: not compiled ({reason})", flush=True)
+    figure = f"not compiled: {reason} (gave up after {elapsed:.0f} s); eager used"
+    return [{"setting": label, **fields, "compiled": False, "reason": reason,
+             "compile_s": elapsed, "figure": figure}]  # fmt: skip
+
+
+def compiled_rows(
+    label: str,
+    row: dict[str, Any],
+    eager: dict[str, Any],
+    first_call: float,
+    compile_load: float,
+    more: str = "",
+    **extra: Any,
+) -> list[dict[str, Any]]:
+    """The compiled mode's row with its speed-up over ``eager``, and a row of its compile time
+    (the first call less one timed run); ``extra`` fields go into both, ``more`` is appended
+    to the compile time's figure."""
     speedup = eager["seconds"] / row["seconds"]
-    row["speedup_vs_eager"] = speedup
-    row["helps"] = speedup > 1.05
+    row.update(speedup_vs_eager=speedup, helps=speedup > 1.05, **extra)
     row["figure"] += f"; {speedup:.2f}x eager"
     compile_s = max(first_call - row["seconds"], 0.0)
     compile_row = {
         "setting": f"compile time ({label}, cold cache)",
         "first_call_s": first_call,
         "compile_s": compile_s,
-        "figure": f"{compile_s:.0f} s (first call {first_call:.0f} s)",
+        **extra,
+        "figure": f"{compile_s:.0f} s (first call {first_call:.0f} s){more}",
         "others_cpu_share": compile_load,
     }
     print(f"  {compile_row['setting']}: {compile_row['figure']}", flush=True)

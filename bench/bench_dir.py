@@ -30,8 +30,6 @@ check and rule as ``bench_acr.py``).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,16 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from bench_acr import CompileTimeout, LoadMeter, bf16_native, measure, time_limit
+from bench_acr import (
+    CompileTimeout,
+    LoadMeter,
+    bf16_native,
+    cold_inductor_cache,
+    compiled_rows,
+    measure,
+    not_compiled,
+    time_limit,
+)
 from common import device_args, peak_rss_mib, setup_torch, synchronize, write_with_memory
 
 from handmocap.core.backends.dir import DIRBackend, MediaPipeDetector
@@ -165,9 +172,7 @@ def bench_compiled(
     backbone = model.backbone
     torch._dynamo.reset()
     counters.clear()
-    with tempfile.TemporaryDirectory(prefix="bench_dir_inductor_") as cache:
-        previous_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # cold: what a first run costs
+    with cold_inductor_cache("bench_dir_inductor_"):
         if part == "backbone":
             # An instance attribute shadows the method DIR.forward calls; deleted below.
             backbone.forward_features = torch.compile(backbone.forward_features)
@@ -191,37 +196,14 @@ def bench_compiled(
             row = measure(label, step, batch, runs, warmup, device, **fields, compiled=True)
         except Exception as error:  # a timeout, or inductor failing on this machine
             elapsed = time.perf_counter() - start
-            if limit.expired:
-                reason = f"compiling took longer than {COMPILE_LIMIT_S} s on this machine"
-            else:
-                reason = f"compiling failed: {type(error).__name__}: {str(error).splitlines()[0]}"
-            print(f"  {label}: not compiled ({reason})", flush=True)
-            figure = f"not compiled: {reason} (gave up after {elapsed:.0f} s); eager used"
-            return [{"setting": label, **fields, "compiled": False, "reason": reason,
-                     "compile_s": elapsed, "figure": figure}]  # fmt: skip
+            return not_compiled(label, fields, limit.expired, error, elapsed)
         finally:
             if part == "backbone":
                 del backbone.forward_features
             torch._dynamo.reset()
-            os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
-            if previous_cache is not None:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous_cache
-    speedup = eager["seconds"] / row["seconds"]
-    row.update(speedup_vs_eager=speedup, helps=speedup > 1.05, graph_breaks=breaks, graphs=graphs)
-    row["figure"] += f"; {speedup:.2f}x eager"
-    compile_s = max(first_call - row["seconds"], 0.0)
-    compile_row = {
-        "setting": f"compile time ({label}, cold cache)",
-        "first_call_s": first_call,
-        "compile_s": compile_s,
-        "graph_breaks": breaks,
-        "graphs": graphs,
-        "figure": f"{compile_s:.0f} s (first call {first_call:.0f} s); "
-        f"{count(graphs, 'graph')}, {count(breaks, 'graph break')}",
-        "others_cpu_share": compile_load,
-    }
-    print(f"  {compile_row['setting']}: {compile_row['figure']}", flush=True)
-    return [row, compile_row]
+    more = f"; {count(graphs, 'graph')}, {count(breaks, 'graph break')}"
+    return compiled_rows(label, row, eager, first_call, compile_load, more,
+                         graph_breaks=breaks, graphs=graphs)  # fmt: skip
 
 
 def bench_backend(model: DIR, layer: HandLayer, device: str) -> list[dict[str, Any]]:
