@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handmocap.core.backends.mediapipe import frame_camera
 from handmocap.core.backends.network import NetworkBackend
 from handmocap.core.dir.crop import CropBox, CropTracker, cut, to_network_input, two_hand_box
-from handmocap.core.dir.hands import BETAS, CAMERA, OFFSET_UNIT, ROOT_6D, finger_axis_angles
+from handmocap.core.dir.hands import BETAS, CAMERA, ROOT_6D, finger_axis_angles
 from handmocap.core.dir.model import DIR, DIRConfig, DIROutput
 from handmocap.core.errors import HandmocapError
 from handmocap.core.handmodel import HandLayer
@@ -57,12 +58,6 @@ class BackendDetector:
     def __call__(self, frame: np.ndarray) -> dict[str, tuple[np.ndarray, float]]:
         found = self.backend([frame])[0]
         return {s: (o.joints2d, o.score) for s, o in found.items()}
-
-
-def default_focal(height: int, width: int) -> float:
-    from handmocap.core.backends.mediapipe import default_focal as focal
-
-    return focal(height, width)
 
 
 class DIRBackend(NetworkBackend):
@@ -107,9 +102,7 @@ class DIRBackend(NetworkBackend):
                    video=video, **kwargs)  # fmt: skip
 
     def camera(self, frame_shape) -> tuple[float, np.ndarray]:
-        h, w = frame_shape[:2]
-        focal = self.focal if self.focal is not None else default_focal(h, w)
-        return focal, np.array([w / 2.0, h / 2.0])
+        return frame_camera(frame_shape, self.focal)
 
     def crops(self, frames) -> tuple[list[np.ndarray], dict[int, dict[str, float]]]:
         """Detect both hands in each frame: the crops of the frames where both were seen, and
@@ -155,7 +148,7 @@ class DIRBackend(NetworkBackend):
             betas = params[:, BETAS]
             out = self.layer(side, orient, pose, betas)
             posed[side] = (params, orient, pose, betas, out)
-        offsets = final.offset.float().cpu().numpy() * OFFSET_UNIT
+        offsets = final.offset_metres.float().cpu().numpy()
         root = self.model.config.root_joint
         for k, row in enumerate(scores):
             box = self.boxes[row]

@@ -40,6 +40,13 @@ def default_focal(height: int, width: int) -> float:
     return max(height, width) / 2 / np.tan(np.radians(DEFAULT_FOV_DEGREES) / 2)
 
 
+def frame_camera(frame_shape, focal: float | None = None) -> tuple[float, np.ndarray]:
+    """(focal px, principal point px) of a frame's camera: ``focal``, or a field of view of
+    ``DEFAULT_FOV_DEGREES`` across the longer side; the optical centre in the middle."""
+    h, w = frame_shape[:2]
+    return (focal if focal is not None else default_focal(h, w)), np.array([w / 2.0, h / 2.0])
+
+
 @dataclass
 class Landmarks:
     """One hand found by MediaPipe in one frame (project keypoint order = MediaPipe's)."""
@@ -263,9 +270,7 @@ class MediaPipeBackend:
         return cls(HandLayer.from_models_dir(models_dir, "auto"), **kwargs)
 
     def camera(self, frame_shape) -> tuple[float, np.ndarray]:
-        h, w = frame_shape[:2]
-        focal = self.focal if self.focal is not None else default_focal(h, w)
-        return focal, np.array([w / 2.0, h / 2.0])
+        return frame_camera(frame_shape, self.focal)
 
     def landmarks(self, frames) -> list[list[Landmarks]]:
         return [self.landmarker(np.asarray(f)) for f in frames]

@@ -18,6 +18,7 @@ import torch
 
 from handmocap.core.checkpoints import check_and_load, read_state_dict
 from handmocap.core.dir.model import DIR, pixel_centres
+from handmocap.core.errors import ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ def check_dropped(model: DIR, dropped: dict[str, torch.Tensor], source: str) -> 
     """Problems with the dropped entries that matter: a pixel grid that differs from the port's
     (a different feature size) is an error; an embedded MANO that differs from the configured
     hand model is a warning (returned, and logged)."""
-    from handmocap.core.errors import ModelFileError
-
     warnings = []
     for key, value in dropped.items():
         if key.endswith("img_gird"):

@@ -65,7 +65,6 @@ class DIRHands(nn.Module):
         if not 0 <= root_joint < 21:
             raise ValueError(f"root_joint must be a keypoint index 0..20, got {root_joint}")
         self.root_joint = root_joint
-        self.num_vertices = {s: models[s].num_vertices for s in SIDES}
         for side in SIDES:
             arrays = models[side].arrays
             components = np.asarray(arrays["hands_components"], dtype=np.float32)

@@ -120,8 +120,9 @@ def _head2d(cin: int, mid: int, cout: int, kernel: int = 3, bias: bool = True) -
     )
 
 
-def _init_like_official(module: nn.Module, linear_std: float | None = 0.001) -> None:
-    """The official initialisation: conv N(0, sqrt(2 / (k*k*out))), BN (1, 0), linear N(0, std)."""
+def _init_like_official(module: nn.Module) -> None:
+    """The official initialisation: conv N(0, sqrt(2 / (k*k*out))), BN (1, 0), linear
+    N(0, 0.001)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
@@ -129,8 +130,8 @@ def _init_like_official(module: nn.Module, linear_std: float | None = 0.001) -> 
         elif isinstance(m, nn.BatchNorm2d):
             m.weight.data.fill_(1)
             m.bias.data.zero_()
-        elif isinstance(m, nn.Linear) and linear_std is not None:
-            m.weight.data.normal_(0, linear_std)
+        elif isinstance(m, nn.Linear):
+            m.weight.data.normal_(0, 0.001)
 
 
 class _Conv(nn.Module):
@@ -331,8 +332,7 @@ class RegressorOffset(nn.Module):
         super().__init__()
         self.mano_left = nn.Linear(joint_features + PARAMS, PARAMS)
         self.mano_right = nn.Linear(joint_features + PARAMS, PARAMS)
-        self.offset = nn.Linear(joint_features * 2 + 3, 3)
-        _init_like_official(self)
+        self.offset = nn.Linear(joint_features * 2 + 3, 3)  # initialised by the decoder
 
     def forward(self, feats: dict[str, torch.Tensor], previous: dict[str, torch.Tensor],
                 offset: torch.Tensor, hands: DIRHands) -> DIRStage:  # fmt: skip
@@ -408,7 +408,7 @@ class Joint2BoneFeature(nn.Module):
         self.fusion = _head2d(joint_dim * len(BONE_PARENTS) * 2, img_dim, img_dim)
         self.regressor = RegressorOffset(JOINTS * joint_dim)
         self.register_buffer("img_gird", pixel_centres(size), persistent=False)
-        _init_like_official(self, linear_std=None)
+        # initialised with the rest of the decoder (``Decoder``)
 
     def sample(self, side: str, img_feat: torch.Tensor, joints_uv: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S), (B, 21, 2) -> (B, 21, emb) features at the joints (bilinear, zeros)."""
