@@ -66,6 +66,7 @@ class OptimConfig:
     optimizer: str = "adam"  # "adam" (ACR) or "adamw" (DIR)
     lr: float = 3e-4
     weight_decay: float = 0.0
+    eps: float = 1e-8  # Adam's epsilon
     schedule: str = "step"  # "step": x gamma at each milestone epoch; "cosine": to 0 over t_max
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1

@@ -160,10 +160,25 @@ def build_model(config: Config, hand_models) -> nn.Module:
     if config.model.network == "acr":
         from handmocap.core.acr.model import ACR
 
-        return ACR.from_config(network_config)
+        model = ACR.from_config(network_config)
+        start_centre_maps_low(model)
+        return model
     from handmocap.core.dir.model import DIR
 
     return DIR(network_config, hand_models)
+
+
+def start_centre_maps_low(model: nn.Module, level: float = 0.01) -> None:
+    """Make a fresh ACR's centre maps start near ``level`` everywhere (CenterNet's prior).
+
+    Its centre maps are probabilities without a sigmoid: from a default initialisation they
+    start anywhere in about [-1, 1], and every cell above 1 costs the focal loss ~9, so the
+    first steps would be spent (with huge gradients) only on pulling the maps down.
+    """
+    for side in SIDES:
+        last = getattr(model, side).center[-1]
+        nn.init.normal_(last.weight, std=1e-3)
+        nn.init.constant_(last.bias, level)
 
 
 def build_task(config: Config, model: nn.Module, hand_layer: HandLayer) -> Task:

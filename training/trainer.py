@@ -175,7 +175,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         o = config.optim
         opt = torch.optim.AdamW if o.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt(params, lr=o.lr, weight_decay=o.weight_decay)
+        self.optimizer = opt(params, lr=o.lr, weight_decay=o.weight_decay, eps=o.eps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
         self.net = self.model
         if self.dist.world > 1:
