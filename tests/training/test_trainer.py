@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from toydata import PosedHands
 
 from handmocap.core.errors import HandmocapError
 from handmocap.training.config import Config, OptimConfig, load_config
 from handmocap.training.trainer import LAST, Trainer, learning_rate, load_checkpoint
-
-from toydata import PosedHands
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
