@@ -22,8 +22,8 @@ from handmocap.core.errors import ModelFileError
 WRAPPERS = ("net", "state_dict", "model_state_dict")
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file, unwrapped from one of ``WRAPPERS``."""
+def read_checkpoint_file(path: Path):
+    """Whatever a torch checkpoint file holds, read with the restricted unpickler."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: checkpoint file not found")
@@ -41,6 +41,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(
             f"{path}: not a weights-only torch checkpoint (refused to unpickle: {first})"
         ) from exc
+    return data
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, unwrapped from one of ``WRAPPERS``."""
+    data = read_checkpoint_file(path)
     for wrapper in WRAPPERS:
         if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
             data = data[wrapper]
@@ -84,3 +90,21 @@ def check_and_load(
                 parts.append(f"{label}: {shown}")
         raise ModelFileError(f"{source}: does not fit this {network} network; " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
+
+
+# The project's own checkpoints (written by ``handmocap train``): a dict with this format number,
+# the network's name and config, the hand model it was trained with, its weights under "model"
+# and its training record.
+PROJECT_FORMAT = 1
+PROJECT_KEYS = ("network", "network_config", "hand_model_id", "hand_model_kind", "model")
+
+
+def read_project_checkpoint(path: Path) -> dict:
+    """A checkpoint written by ``handmocap train`` (or a weights-only export of one)."""
+    data = read_checkpoint_file(path)
+    if not isinstance(data, dict) or data.get("format") != PROJECT_FORMAT:
+        raise ModelFileError(f"{path}: not a handmocap checkpoint (written by handmocap train)")
+    missing = [k for k in PROJECT_KEYS if k not in data]
+    if missing:
+        raise ModelFileError(f"{path}: handmocap checkpoint without {', '.join(missing)}")
+    return data

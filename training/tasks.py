@@ -23,10 +23,9 @@ from handmocap.training.sample import SIDES
 class Predictions:
     """One batch's answers (numpy), sides left then right."""
 
-    keypoints: np.ndarray  # (B, 2, 21, 3) metres, camera orientation, any translation
+    keypoints: np.ndarray  # (B, 2, 21, 3) metres, camera orientation, left root at the origin
     vertices: np.ndarray  # (B, 2, V, 3) or (B, 2, 0, 3) when the sides' models differ in size
     found: np.ndarray  # (B, 2) bool
-    right_from_left: np.ndarray | None  # (B, 3) right root minus left root (the root keypoint)
 
 
 class Task:
@@ -85,16 +84,16 @@ class ACRTask(Task):
         parsed = parse_maps({k: v.float() for k, v in output.items()}, self.threshold)
         size = batch["image"].shape[1]
         keypoints, vertices, found, roots = [], [], [], []
+        root = 9  # the weak-perspective camera places the middle knuckle
         for side in SIDES:
             hands = parsed[side]
             mean = getattr(self.loss, f"mean_{side}")
             posed = self.layer(side, hands.global_orient, hands.absolute_pose(mean), hands.betas)
-            root = posed.keypoints[:, 9:10]
-            keypoints.append(posed.keypoints - root)
-            vertices.append(posed.vertices - root)
+            keypoints.append(posed.keypoints)
+            vertices.append(posed.vertices)
             found.append(hands.detected)
             roots.append(weak_perspective_root(hands.camera, batch["camera"].float(), size))
-        return _predictions(keypoints, vertices, found, roots[1] - roots[0])
+        return _predictions(keypoints, vertices, found, roots[1] - roots[0], root)
 
 
 class DIRTask(Task):
@@ -105,7 +104,8 @@ class DIRTask(Task):
 
         self.model = model
         self.layer = hand_layer
-        self.loss = DIRLoss(hand_layer, DIRLossWeights(**loss_options))
+        root = model.hands.root_joint
+        self.loss = DIRLoss(hand_layer, DIRLossWeights(**loss_options), root_joint=root)
 
     def inputs(self, batch):
         from handmocap.core.dir.crop import to_network_input
@@ -122,8 +122,9 @@ class DIRTask(Task):
         keypoints = [final.hands[s].joints.float() for s in SIDES]
         vertices = [final.hands[s].vertices.float() for s in SIDES]
         found = [torch.ones(b, dtype=torch.bool)] * 2  # DIR's crop always holds both hands
-        # keypoints are relative to the network's root keypoint; the offset joins those roots
-        return _predictions(keypoints, vertices, found, final.offset_metres.float())
+        # the offset joins the hands' roots (the network's root keypoint)
+        root = self.model.hands.root_joint
+        return _predictions(keypoints, vertices, found, final.offset_metres.float(), root)
 
 
 def weak_perspective_root(camera: torch.Tensor, k: torch.Tensor, size: int) -> torch.Tensor:
@@ -140,18 +141,20 @@ def weak_perspective_root(camera: torch.Tensor, k: torch.Tensor, size: int) -> t
     return torch.cat([xy, depth[:, None]], 1)
 
 
-def _predictions(keypoints, vertices, found, right_from_left) -> Predictions:
-    kp = torch.stack([k.cpu() for k in keypoints], 1).numpy()
-    if vertices[0].shape == vertices[1].shape:
-        verts = torch.stack([v.cpu() for v in vertices], 1).numpy()
+def _predictions(keypoints, vertices, found, right_from_left, root: int) -> Predictions:
+    """Both sides in one frame: each hand's ``root`` keypoint moved to the origin, then the
+    right hand moved by the network's right-from-left root offset."""
+    move = [torch.zeros_like(right_from_left), right_from_left]
+    centre = [k[:, root : root + 1] for k in keypoints]
+    kp = [keypoints[i] - centre[i] + move[i][:, None] for i in range(2)]
+    verts = [vertices[i] - centre[i] + move[i][:, None] for i in range(2)]
+    kp = torch.stack(kp, 1).cpu().numpy()
+    if verts[0].shape == verts[1].shape:
+        verts = torch.stack(verts, 1).cpu().numpy()
     else:
         verts = np.zeros((len(kp), 2, 0, 3), np.float32)
-    return Predictions(
-        keypoints=kp,
-        vertices=verts,
-        found=torch.stack([f.cpu() for f in found], 1).numpy(),
-        right_from_left=right_from_left.cpu().numpy(),
-    )
+    found = torch.stack([f.cpu() for f in found], 1).numpy()
+    return Predictions(keypoints=kp, vertices=verts, found=found)
 
 
 def build_model(config: Config, hand_models) -> nn.Module:

@@ -32,12 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from handmocap.core.checkpoints import PROJECT_FORMAT
 from handmocap.core.errors import HandmocapError
 from handmocap.training.config import Config, OptimConfig
 from handmocap.training.data import BatchOrder, TrainingSet, split_datasets
 from handmocap.training.tasks import Task, build_model, build_task, input_size
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = PROJECT_FORMAT  # core reads what the trainer writes
 LAST, BEST = "last.pt", "best.pt"
 
 
@@ -120,15 +121,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     """A project checkpoint, read without running code (``weights_only``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise HandmocapError(f"checkpoint not found: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one message
-        raise HandmocapError(f"{path} is not a readable handmocap checkpoint: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise HandmocapError(f"{path} is not a handmocap training checkpoint")
-    return state
+    from handmocap.core.checkpoints import read_project_checkpoint
+
+    return read_project_checkpoint(path)
 
 
 class Trainer:

@@ -68,8 +68,37 @@ class ACRBackend(NetworkBackend):
         load_official_acr(model, Path(models_dir) / CHECKPOINT)
         return cls(model, HandLayer.from_models_dir(models_dir, "mano"), **kwargs)
 
+    @classmethod
+    def from_project_checkpoint(
+        cls, path: Path, models_dir: Path | None = None, **kwargs
+    ) -> ACRBackend:
+        """A network trained by ``handmocap train`` with the hand model it was trained with."""
+        from handmocap.core.checkpoints import check_and_load, read_project_checkpoint
+
+        state = read_project_checkpoint(path)
+        if state["network"] != "acr":
+            raise HandmocapError(f"{path} holds a {state['network']} network, not acr")
+        config = ACRConfig(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in state["network_config"].items()})  # fmt: skip
+        model = ACR.from_config(config)
+        check_and_load(model, state["model"], str(path), "acr")
+        kind = state["hand_model_kind"]
+        layer = HandLayer.from_models_dir(models_dir, kind)
+        ids = {s: layer.models[s].model_id for s in SIDES}
+        if ids != state["hand_model_id"]:
+            raise HandmocapError(
+                f"{path} was trained with the hand model {state['hand_model_id']['right']}, "
+                f"this one is {ids['right']}: the network's poses only fit its own model"
+            )
+        kwargs.setdefault("input_size", config.input_size)
+        return cls(model, layer, **kwargs)
+
     def focal_512(self, box: Letterbox) -> float:
-        return OFFICIAL_FOCAL_512 if self.focal is None else self.focal * box.scale
+        """The focal length in network-input pixels (the official demo's field of view by
+        default, whatever the input size)."""
+        if self.focal is None:
+            return OFFICIAL_FOCAL_512 * self.input_size / 512
+        return self.focal * box.scale
 
     @torch.inference_mode()
     def run_network(self, frames) -> tuple[dict[str, ParsedHands], list[Letterbox]]:

@@ -147,3 +147,33 @@ def test_config_paths_are_relative_to_the_file(tmp_path):
     path.parent.mkdir()
     path.write_text('[data]\nkind = "synthetic"\nroot = "../data"\n')
     assert Path(load_config(path).data.root) == (tmp_path / "data").resolve()
+
+
+TINY_DIR = {
+    "network": "dir",
+    "resnet_layers": [1, 1, 1, 1],
+    "resnet_width": 8,
+    "decoder_dim": 32,
+    "embed_dim": 16,
+    "joint_dim": 8,
+}
+
+
+def test_tiny_dir_config_lowers_the_loss(tmp_path):
+    toy = PosedHands(8, 256, seed=2), PosedHands(4, 256, seed=3)
+    config = Config.from_dict(
+        {
+            "model": TINY_DIR,
+            "data": {"augment": "none"},
+            "train": {"batch_size": 4, "epochs": 5, "log_every": 1},
+            "optim": {"optimizer": "adamw", "lr": 1e-3, "schedule": "cosine", "t_max": 10},
+        }
+    )
+    trainer = Trainer(config, tmp_path, progress=False, datasets=toy)
+    batch = batch_of(toy[0], trainer)
+    before = total_loss(trainer, batch)
+    trainer.run(resume=False)
+    after = total_loss(trainer, batch)
+    assert trainer.step == 10
+    assert after < 0.7 * before, (before, after)
+    assert {"mpjpe", "pa_mpjpe", "mrrpe"} <= set(trainer.record[-1])
