@@ -20,7 +20,7 @@ def main(out: Path, steps: int) -> None:
     torch.set_num_threads(1)
     config = tiny_config(
         train={"batch_size": 4, "epochs": 10, "freeze_bn": True, "log_every": 1},
-        data={"augment": "none"},
+        data={"augment": "acr"},
         # Adam divides by the gradient's running size: where a gradient is ~0 (heads without
         # labels here) the last-bit differences of a different reduction order would become
         # whole steps. A larger epsilon keeps those steps as small as their gradients.

@@ -40,6 +40,8 @@ from handmocap.core.acr.parse import PRIOR_MAX_DISTANCE, decode, sample
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.joints import KEYPOINT_PARENTS
 from handmocap.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from handmocap.training.losses.common import global_total
+from handmocap.training.losses.common import weighted_mean as masked_mean
 from handmocap.training.sample import SIDES
 
 ROOT = 9  # middle knuckle, project keypoint order
@@ -60,12 +62,6 @@ class ACRLossWeights:
     bone: float = 200.0
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` where ``mask`` (broadcast to it) is 1; 0 with a gradient if none."""
-    mask = mask.to(values.dtype).expand_as(values)
-    return (values * mask).sum() / mask.sum().clamp(min=1.0)
-
-
 def focal_loss(raw: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """CenterNet's focal loss: (B, h, w) raw maps, Gaussian targets, (B,) image mask -> scalar.
 
@@ -77,7 +73,7 @@ def focal_loss(raw: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     pos = -torch.log(p) * (1 - p) ** 2 * positive
     neg = -torch.log(1 - p) * p**2 * (1 - target) ** 4 * (1 - positive)
     m = mask.to(raw.dtype)[:, None, None]
-    return ((pos + neg) * m).sum() / (positive * m).sum().clamp(min=1.0)
+    return ((pos + neg) * m).sum() / global_total((positive * m).sum()).clamp(min=1.0)
 
 
 def procrustes_align(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

@@ -54,6 +54,7 @@ from torch import nn
 from handmocap.core.dir.hands import OFFSET_UNIT, PosedHands
 from handmocap.core.dir.model import DIROutput, DIRStage
 from handmocap.core.handmodel import HandLayer
+from handmocap.training.losses.common import weighted_mean
 from handmocap.training.sample import LEFT_PART_OFFSET, RIGHT_PART_OFFSET, SIDES
 
 SMOOTH_L1_BETA = 0.01
@@ -100,15 +101,6 @@ def smooth_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Elementwise official SmoothL1: ``0.5 z^2`` if ``|z| < 0.01`` else ``0.01 (|z| - 0.005)``
     (a Huber loss with delta 0.01; torch's ``smooth_l1_loss`` divides by beta, this does not)."""
     return F.huber_loss(pred, target, reduction="none", delta=SMOOTH_L1_BETA)
-
-
-def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum(w * v) / sum(w)`` with ``weights`` broadcast to ``values``; 0 (with a gradient)
-    where every weight is 0. Entries of weight 0 never reach the result, not even as NaN."""
-    weights = weights.to(values.dtype).expand_as(values)
-    values = torch.where(weights > 0, values, torch.zeros_like(values))
-    total = weights.sum()
-    return (values * weights).sum() / torch.where(total > 0, total, torch.ones_like(total))
 
 
 def _face_edges(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, ...]:
