@@ -1,4 +1,9 @@
-"""The ``handmocap`` console command: a thin dispatcher over ``handmocap.core.commands``."""
+"""The ``handmocap`` console command: a thin dispatcher over the command packages.
+
+``handmocap.core.commands`` holds capture, preview, bake and the rest; ``handmocap.training.commands``
+holds data, train and evaluate. The dispatcher is the one place that knows both (it imports
+neither package's heavy modules: each command imports what it needs inside ``run``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,19 @@ import os
 import sys
 
 from handmocap.core import __version__
-from handmocap.core.commands import COMMANDS
 from handmocap.core.errors import HandmocapError
+
+
+COMMAND_PACKAGES = ("handmocap.core.commands", "handmocap.training.commands")
+
+
+def command_modules() -> list[str]:
+    """Every subcommand's module, in the order ``handmocap --help`` shows them."""
+    names = []
+    for package in COMMAND_PACKAGES:
+        commands = importlib.import_module(package).COMMANDS
+        names += [f"{package}.{name}" for name in commands]
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"handmocap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module_name in COMMANDS:
-        module = importlib.import_module(f"handmocap.core.commands.{module_name}")
+    for module_name in command_modules():
+        module = importlib.import_module(module_name)
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
