@@ -1,8 +1,9 @@
 """The ``handmocap`` console command: a thin dispatcher over the command packages.
 
-``handmocap.core.commands`` holds capture, preview, bake and the rest; ``handmocap.training.commands``
-holds data, train and evaluate. The dispatcher is the one place that knows both (it imports
-neither package's heavy modules: each command imports what it needs inside ``run``).
+``handmocap.core.commands`` holds capture, preview, bake and the rest;
+``handmocap.training.commands`` holds the training commands. The dispatcher is the one place
+that knows both (it imports neither package's heavy modules: each command imports what it
+needs inside ``run``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import sys
 
 from handmocap.core import __version__
 from handmocap.core.errors import HandmocapError
-
 
 COMMAND_PACKAGES = ("handmocap.core.commands", "handmocap.training.commands")
 

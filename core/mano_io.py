@@ -417,7 +417,12 @@ def load_mano_pickle(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ModelFileError(f"{source}: cannot read the MANO file ({exc.strerror})") from exc
     model = _plain_dict(_unpickle(data, source), source)
-    validate_mano_model(model, source)
+    try:
+        validate_mano_model(model, source)
+    except (SystemError, RuntimeError) as exc:
+        # A damaged dtype in the pickle (numpy rebuilds it from the file's bytes) can leave an
+        # array numpy itself cannot reduce; found by the fuzz test of damaged files.
+        raise ModelFileError(f"{source}: not a readable MANO file (damaged array: {exc})") from exc
     return model
 
 
