@@ -34,8 +34,14 @@ JOBS = (
     ("bench_smoothing.py", "cpu"),
     ("bench_capture.py", "cpu"),
     ("bench_bake.py", "cpu"),
+    ("bench_train.py", "cpu"),
 )
-CUDA_JOBS = (("bench_handlayer.py", "cuda"), ("bench_acr.py", "cuda"), ("bench_dir.py", "cuda"))
+CUDA_JOBS = (
+    ("bench_handlayer.py", "cuda"),
+    ("bench_acr.py", "cuda"),
+    ("bench_dir.py", "cuda"),
+    ("bench_train.py", "cuda"),
+)
 VERSION_KEYS = ("torch", "numpy", "smplx", "opencv", "python")
 
 
