@@ -5,4 +5,4 @@ imports happen inside ``run`` so that ``handmocap --help`` stays fast.
 """
 
 # Order shown in ``handmocap --help``, after the core commands.
-COMMANDS = ("train", "evaluate")
+COMMANDS = ("data", "train", "evaluate")
