@@ -163,27 +163,32 @@ class ACRLoss(nn.Module):
     def hand_terms(self, side, hand, batch, k: int, present) -> dict[str, torch.Tensor]:
         """One side's mesh-recovery terms (unweighted) over the batch."""
         params_ok = present & (batch["params_valid"][:, k] > 0)
-        gt_orient = axis_angle_to_matrix(batch["global_orient"][:, k].float())
+        # Unlabelled entries may hold anything, NaN included: a masked NaN would still turn
+        # the gradient into NaN (0 * NaN), so labels are blanked where they are not used.
+        blank = lambda x, ok: torch.where(ok.reshape(-1, *[1] * (x.dim() - 1)), x.float(), 0.0)  # noqa: E731
+        gt_orient = axis_angle_to_matrix(blank(batch["global_orient"][:, k], params_ok))
         mean = getattr(self, f"mean_{side}")
-        gt_fingers = axis_angle_to_matrix(batch["hand_pose"][:, k].float() - mean)
+        gt_fingers = axis_angle_to_matrix(blank(batch["hand_pose"][:, k], params_ok) - mean)
         gt_rot = torch.cat([gt_orient[:, None], gt_fingers], 1)
         pose = ((hand.rotations - gt_rot) ** 2).mean((1, 2, 3))
-        shape = ((hand.betas - batch["betas"][:, k].float()) ** 2).mean(1)
+        shape = ((hand.betas - blank(batch["betas"][:, k], params_ok)) ** 2).mean(1)
 
         fingers = matrix_to_axis_angle(hand.rotations[:, 1:]) + mean
         posed = self.layer(side, matrix_to_axis_angle(hand.rotations[:, 0]), fingers, hand.betas)
         kp = posed.keypoints - posed.keypoints[:, ROOT : ROOT + 1]
-        gt3d = batch["joints3d"][:, k].float()
-        gt3d = gt3d - gt3d[:, ROOT : ROOT + 1]
         ok3d = present & (batch["joints3d_valid"][:, k] > 0)
+        gt3d = blank(batch["joints3d"][:, k], ok3d)
+        gt3d = gt3d - gt3d[:, ROOT : ROOT + 1]
         joints3d = (kp - gt3d).norm(dim=-1).mean(1)
-        pa = (procrustes_align(kp, gt3d) - gt3d).norm(dim=-1).mean(1)
+        fit = torch.where(ok3d[:, None, None], kp, gt3d)  # the SVD sees finite input only
+        pa = (procrustes_align(fit, gt3d) - gt3d).norm(dim=-1).mean(1)
         bones = BONES.to(kp.device)
         length = lambda j: (j[:, bones[:, 0]] - j[:, bones[:, 1]]).norm(dim=-1)  # noqa: E731
         bone = ((length(kp) - length(gt3d)) ** 2).mean(1)
 
         size = batch["image"].shape[1]  # (B, S, S, 3)
-        gt2d = batch["joints2d"][:, k].float()
+        gt2d = blank(batch["joints2d"][:, k], present)
+        gt2d = torch.where(torch.isfinite(gt2d), gt2d, 0.0)
         uv = gt2d[..., :2] / size * 2 - 1
         s, t = hand.camera[:, :1, None], hand.camera[:, None, 1:]
         projected = s * kp[..., :2] + t
