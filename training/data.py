@@ -73,8 +73,9 @@ def steps_per_epoch(size: int, batch: int) -> int:
     return size // batch
 
 
-def open_dataset(kind: str, root: str, split: str, size: int) -> Dataset:
-    """The reader for ``kind`` at ``root``; errors name the folder."""
+def open_dataset(kind: str, root: str, split: str, size: int, hand_models=None) -> Dataset:
+    """The reader for ``kind`` at ``root``; errors name the folder. ``hand_models`` (real MANO,
+    both sides) let the real datasets' MANO fits become labels (else ``params_valid`` is 0)."""
     if not root:
         raise HandmocapError(f"no data folder given for the {kind} dataset (data.root)")
     if not Path(root).exists():
@@ -92,20 +93,27 @@ def open_dataset(kind: str, root: str, split: str, size: int) -> Dataset:
     if kind == "interhand":
         from handmocap.training.datasets.interhand import InterHandDataset
 
-        return InterHandDataset(Path(root), split=split, size=size)
+        return InterHandDataset(Path(root), split=split, size=size, hand_models=mano(hand_models))
     if kind == "freihand":
         from handmocap.training.datasets.freihand import FreiHANDDataset
 
-        return FreiHANDDataset(Path(root), split=split, size=size)
+        return FreiHANDDataset(Path(root), split=split, size=size, hand_models=mano(hand_models))
     raise HandmocapError(f"unknown dataset kind {kind!r}")
 
 
-def split_datasets(config: Config, size: int) -> tuple[Dataset, Dataset]:
+def mano(hand_models):
+    """The hand models if they are real MANO (the datasets' fits are MANO's), else None."""
+    if hand_models and all(m.kind == "mano" for m in hand_models.values()):
+        return hand_models
+    return None
+
+
+def split_datasets(config: Config, size: int, hand_models=None) -> tuple[Dataset, Dataset]:
     """(train, validation) datasets: ``val_root`` when given, else the last ``val_fraction``."""
     d = config.data
-    train = open_dataset(d.kind, d.root, d.split, size)
+    train = open_dataset(d.kind, d.root, d.split, size, hand_models)
     if d.val_root:
-        return train, open_dataset(d.kind, d.val_root, d.val_split, size)
+        return train, open_dataset(d.kind, d.val_root, d.val_split, size, hand_models)
     n = len(train)
     held = int(np.ceil(n * d.val_fraction)) if d.val_fraction > 0 else 0
     if held >= n:

@@ -158,7 +158,7 @@ class Trainer:
         self.task: Task = build_task(config, self.model, self.hand_layer)
         self.task.loss.to(self.device)
         self.size = config.data.size or input_size(config)
-        train, val = datasets or split_datasets(config, self.size)
+        train, val = datasets or split_datasets(config, self.size, self.hand_models)
         self.train_set = TrainingSet(
             train, self.task.add_targets, self.augment_config(), self.hand_layer_cpu(), t.seed
         )
