@@ -355,6 +355,20 @@ def iter_batches(
 # Opening
 
 
+def read_rgb(path: Path) -> np.ndarray:
+    """One image file as (H, W, 3) uint8 RGB; a missing or undecodable file is one error naming
+    its path."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise HandmocapError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise HandmocapError(f"image cannot be decoded: {path} (not an image OpenCV can read)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def open_source(
     path: str | Path,
     *,

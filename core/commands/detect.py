@@ -38,20 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_rgb(path: Path):
-    """An image file as RGB uint8, or one clear error."""
-    import cv2
-
-    from handmocap.core.errors import HandmocapError
-
-    if not path.is_file():
-        raise HandmocapError(f"{path}: no such image file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise HandmocapError(f"{path}: not an image OpenCV can read")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def overlay_paths(images: list[Path], overlay: Path) -> list[Path]:
     if len(images) == 1 and overlay.suffix:
         return [overlay]
@@ -71,6 +57,7 @@ def build_backend(args: argparse.Namespace):
 def run(args: argparse.Namespace, backend=None) -> int:
     from handmocap.core.overlay import draw_overlay
     from handmocap.core.render import save_png
+    from handmocap.core.video import read_rgb
 
     frames = [read_rgb(p) for p in args.images]  # fail on a bad image before loading weights
     backend = backend if backend is not None else build_backend(args)

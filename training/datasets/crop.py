@@ -29,16 +29,6 @@ def read_json(path: Path, what: str):
         raise HandmocapError(f"{what} {path} cannot be read as JSON: {e}") from None
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB picture; a missing or undecodable file names its path."""
-    if not path.is_file():
-        raise HandmocapError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise HandmocapError(f"image cannot be decoded: {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def continuous_camera(focal, principal) -> np.ndarray:
     """OpenCV intrinsics (pixel centres at integers) -> (3, 3) float64 K of continuous pixels."""
     return np.array(

@@ -47,6 +47,7 @@ from torch.utils.data import Dataset
 from handmocap.core.errors import HandmocapError
 from handmocap.core.joints import JOINT_NAMES
 from handmocap.core.rotations import axis_angle_to_matrix
+from handmocap.core.video import read_rgb
 from handmocap.training.datasets.crop import (
     camera_after,
     check_mano_models,
@@ -55,7 +56,6 @@ from handmocap.training.datasets.crop import (
     hands_mean,
     project,
     read_json,
-    read_rgb,
     rest_joints,
 )
 from handmocap.training.sample import empty_sample

@@ -69,6 +69,7 @@ from torch.utils.data import Dataset
 from handmocap.core.errors import HandmocapError
 from handmocap.core.joints import order_indices
 from handmocap.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from handmocap.core.video import read_rgb
 from handmocap.training.datasets.crop import (
     camera_after,
     check_mano_models,
@@ -77,7 +78,6 @@ from handmocap.training.datasets.crop import (
     hands_mean,
     project,
     read_json,
-    read_rgb,
     rest_joints,
     square_box,
 )
