@@ -69,10 +69,6 @@ class BatchOrder(torch.utils.data.Sampler):
             yield chunk[self.rank * part : (self.rank + 1) * part].tolist()
 
 
-def steps_per_epoch(size: int, batch: int) -> int:
-    return size // batch
-
-
 def open_dataset(kind: str, root: str, split: str, size: int, hand_models=None) -> Dataset:
     """The reader for ``kind`` at ``root``; errors name the folder. ``hand_models`` (real MANO,
     both sides) let the real datasets' MANO fits become labels (else ``params_valid`` is 0)."""

@@ -58,7 +58,6 @@ class ACRTask(Task):
         seg_epochs = int(options.pop("seg_epochs", 2))
         self.loss = ACRLoss(hand_layer, ACRLossWeights(**options), seg_epochs)
         self.threshold = threshold  # the paper's test threshold (section 4)
-        self.map_size = None
 
     def inputs(self, batch):
         from handmocap.core.acr.preprocess import to_network_input

@@ -193,9 +193,10 @@ class Trainer:
         return AugmentConfig.acr() if name == "acr" else AugmentConfig.dir()
 
     def hand_layer_cpu(self):
+        """The hand layer augmentation poses with (in the data loader's processes: on the CPU)."""
         from handmocap.core.handmodel import HandLayer
 
-        return HandLayer(self.hand_models)
+        return self.hand_layer if self.device.type == "cpu" else HandLayer(self.hand_models)
 
     # -- checkpoints ---------------------------------------------------------------------------
 

@@ -65,34 +65,34 @@ def parse_maps(
     maps: dict[str, torch.Tensor], threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, ParsedHands]:
     """The network's maps -> ``{"left": ParsedHands, "right": ParsedHands}``."""
+    found = {side: find_centers(maps[f"{side}_center"].float()) for side in ("left", "right")}
+    ok = {side: score > threshold for side, (score, _) in found.items()}
+    index = {side: idx for side, (_, idx) in found.items()}
+    params, yx = params_at(maps, index, ok["left"] & ok["right"])
+    return {
+        side: decode(params[side], ok[side], found[side][0], yx[side]) for side in ("left", "right")
+    }
+
+
+def params_at(
+    maps: dict[str, torch.Tensor], index: dict[str, torch.Tensor], both: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Each side's 109 parameters at its centre cell ``index[side]`` (B,) flat, with the
+    cross-hand prior read at the other side's centre and added where ``both`` (B,) hands are
+    there and their centres are near. Also each centre as (B, 2) y, x cells.
+
+    The parser calls it at the centres it finds, training at the labelled centres.
+    """
     width = maps["left_center"].shape[-1]
-    found = {}
-    for side in ("left", "right"):
-        score, index = find_centers(maps[f"{side}_center"].float())
-        params = sample(maps[f"{side}_params"].float(), index)
-        found[side] = (score, index, score > threshold, params)
-    (_, left_index, left_ok, left_params), (_, right_index, right_ok, right_params) = (
-        found["left"],
-        found["right"],
-    )
-    yx = {s: torch.stack([found[s][1] // width, found[s][1] % width], 1) for s in found}
+    yx = {s: torch.stack([i // width, i % width], 1) for s, i in index.items()}
     distance = (yx["left"] - yx["right"]).float().norm(dim=1)
-    use_prior = left_ok & right_ok & (distance <= PRIOR_MAX_DISTANCE * width / 64)
-    gate = use_prior[:, None].to(left_params.dtype)
-    # each hand's prior is read at the other hand's centre
-    left_params = torch.cat(
-        [left_params[:, :CAMERA_DIM], left_params[:, CAMERA_DIM:]
-         + gate * sample(maps["left_prior"].float(), right_index)], 1
-    )  # fmt: skip
-    right_params = torch.cat(
-        [right_params[:, :CAMERA_DIM], right_params[:, CAMERA_DIM:]
-         + gate * sample(maps["right_prior"].float(), left_index)], 1
-    )  # fmt: skip
-    out = {}
-    for side, params in (("left", left_params), ("right", right_params)):
-        score, _, ok, _ = found[side]
-        out[side] = decode(params, ok, score, yx[side])
-    return out
+    gate = (both & (distance <= PRIOR_MAX_DISTANCE * width / 64)).float()[:, None]
+    params = {}
+    for side, other in (("left", "right"), ("right", "left")):
+        own = sample(maps[f"{side}_params"].float(), index[side])
+        prior = sample(maps[f"{side}_prior"].float(), index[other])  # at the other's centre
+        params[side] = torch.cat([own[:, :CAMERA_DIM], own[:, CAMERA_DIM:] + gate * prior], 1)
+    return params, yx
 
 
 def decode(params: torch.Tensor, detected, score, center) -> ParsedHands:

@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handmocap.core.acr.heads import CAMERA_DIM
-from handmocap.core.acr.parse import PRIOR_MAX_DISTANCE, decode, sample
+from handmocap.core.acr.parse import decode, params_at
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.joints import KEYPOINT_PARENTS
 from handmocap.core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
@@ -94,22 +93,16 @@ def procrustes_align(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def read_at_centers(maps: dict[str, torch.Tensor], cells: torch.Tensor, present: torch.Tensor):
-    """The network's parameters at the labelled centres, the cross-hand prior added.
-
-    ``cells`` (B, 2) flat indices of the label's centre per side, ``present`` (B, 2) bool.
-    Returns ``{side: ParsedHands}`` as ``core.acr.parse`` decodes them.
+    """The network's parameters at the labelled centres, the cross-hand prior added as the
+    parser adds it. ``cells`` (B, 2) flat indices of the label's centre per side, ``present``
+    (B, 2) bool. Returns ``{side: ParsedHands}`` as ``core.acr.parse`` decodes them.
     """
-    width = maps["left_center"].shape[-1]
-    yx = torch.stack([cells // width, cells % width], -1).float()  # (B, 2, 2)
-    near = (yx[:, 0] - yx[:, 1]).norm(dim=1) <= PRIOR_MAX_DISTANCE * width / 64
-    gate = (present.all(1) & near).float()[:, None]
-    out = {}
-    for k, side in enumerate(SIDES):
-        params = sample(maps[f"{side}_params"].float(), cells[:, k])
-        prior = sample(maps[f"{side}_prior"].float(), cells[:, 1 - k])
-        params = torch.cat([params[:, :CAMERA_DIM], params[:, CAMERA_DIM:] + gate * prior], 1)
-        out[side] = decode(params, present[:, k], params.new_zeros(len(params)), yx[:, k])
-    return out
+    index = {side: cells[:, k] for k, side in enumerate(SIDES)}
+    params, yx = params_at(maps, index, present.all(1))
+    return {
+        side: decode(params[side], present[:, k], params[side].new_zeros(len(cells)), yx[side])
+        for k, side in enumerate(SIDES)
+    }
 
 
 class ACRLoss(nn.Module):
