@@ -83,7 +83,7 @@ class ACRTask(Task):
         parsed = parse_maps({k: v.float() for k, v in output.items()}, self.threshold)
         size = batch["image"].shape[1]
         keypoints, vertices, found, roots = [], [], [], []
-        root = 9  # the weak-perspective camera places the middle knuckle
+        from handmocap.training.losses.acr import ROOT as root  # where the camera puts a hand
         for side in SIDES:
             hands = parsed[side]
             mean = getattr(self.loss, f"mean_{side}")
