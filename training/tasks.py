@@ -84,6 +84,7 @@ class ACRTask(Task):
         size = batch["image"].shape[1]
         keypoints, vertices, found, roots = [], [], [], []
         from handmocap.training.losses.acr import ROOT as root  # where the camera puts a hand
+
         for side in SIDES:
             hands = parsed[side]
             mean = getattr(self.loss, f"mean_{side}")
