@@ -79,12 +79,11 @@ class ACRTask(Task):
     @torch.no_grad()
     def predictions(self, output, batch) -> Predictions:
         from handmocap.core.acr.parse import parse_maps
+        from handmocap.training.losses.acr import ROOT  # where the camera puts a hand
 
         parsed = parse_maps({k: v.float() for k, v in output.items()}, self.threshold)
         size = batch["image"].shape[1]
         keypoints, vertices, found, roots = [], [], [], []
-        from handmocap.training.losses.acr import ROOT as root  # where the camera puts a hand
-
         for side in SIDES:
             hands = parsed[side]
             mean = getattr(self.loss, f"mean_{side}")
@@ -93,7 +92,7 @@ class ACRTask(Task):
             vertices.append(posed.vertices)
             found.append(hands.detected)
             roots.append(weak_perspective_root(hands.camera, batch["camera"].float(), size))
-        return _predictions(keypoints, vertices, found, roots[1] - roots[0], root)
+        return _predictions(keypoints, vertices, found, roots[1] - roots[0], ROOT)
 
 
 class DIRTask(Task):
