@@ -29,7 +29,8 @@ BACKENDS = [
      "else MediaPipe"),
     ("mediapipe", "MediaPipe", "MediaPipe's hand landmarks fitted with the hand model: needs no "
      "licensed files"),
-    ("acr", "ACR", "ACR (CVPR 2023): needs its official weights and the MANO files"),
+    ("acr", "ACR", "ACR (CVPR 2023): its official weights with the MANO files when present, "
+     "else handmocap's own light weights (synthetic training, open hand model)"),
     ("dir", "DIR", "DIR (ICCV 2023), two interacting hands: needs its official weights and the "
      "MANO files; frames without both hands visible get none"),
 ]  # fmt: skip

@@ -37,6 +37,7 @@ class CaptureSettings:
     precision: str = "fp32"
     threshold: float = 0.35  # acr's hand confidence
     detector: str = "mediapipe"  # dir: what finds the two hands its crop must hold
+    weights: str = "auto"  # acr: "official", "open" (handmocap's own) or "auto" (official if there)
     workers: int = 2  # mediapipe: chunks landmarked side by side (threads)
 
     def recorded(self) -> dict:
@@ -46,24 +47,34 @@ class CaptureSettings:
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
-def choose_backend(requested: str, models_dir: Path | None) -> tuple[str, str]:
-    """(backend name, why): ``auto`` takes the best backend whose files are present."""
+def choose_backend(
+    requested: str, models_dir: Path | None, weights: str = "auto"
+) -> tuple[str, str]:
+    """(backend name, why): ``auto`` takes ACR with its official weights when their files are
+    present, else MediaPipe when installed, else ACR with handmocap's own weights."""
+    from handmocap.core.models_dir import acr_missing_files, acr_weights, describe_acr_weights
+
     if requested not in BACKENDS:
         raise HandmocapError(f"unknown backend {requested!r}: use one of {', '.join(BACKENDS)}")
+    if requested == "acr":
+        return "acr", f"as requested, with {describe_acr_weights(acr_weights(models_dir, weights))}"
     if requested != "auto":
         return requested, "as requested"
-    from handmocap.core.models_dir import acr_missing_files
-
-    acr_missing = acr_missing_files(models_dir)
-    if not acr_missing:
+    if weights == "auto" and not acr_missing_files(models_dir):
         return "acr", f"ACR's official weights and the MANO files are in {models_dir}"
+    if weights != "auto":  # naming the weights names the backend
+        return "acr", f"{weights} acr weights requested: " + describe_acr_weights(
+            acr_weights(models_dir, weights)
+        )
+    where = f"in {models_dir}" if models_dir else "(no models folder given)"
     if importlib.util.find_spec("mediapipe") is not None:
-        where = f"in {models_dir}" if models_dir else "(no models folder given)"
         return "mediapipe", (
             f"no ACR weights and MANO files {where}; MediaPipe needs no licensed files"
         )
-    raise HandmocapError(
-        "no backend can run: " + "; ".join(acr_missing) + "; and mediapipe is not installed"
+    acr_weights(models_dir, "open")  # refuses an installation without them
+    return "acr", (
+        f"no ACR weights and MANO files {where} and mediapipe is not installed: "
+        f"{describe_acr_weights('open')}"
     )
 
 
@@ -77,6 +88,7 @@ def build_backend(
 
         return ACRBackend.from_models_dir(
             models_dir,
+            weights=settings.weights,
             device=device,
             threshold=settings.threshold,
             focal=settings.focal,
@@ -341,7 +353,7 @@ def capture(
         progress.message(f"skipped {path}: {why}")
 
     source = open_source(source_path, on_issue=on_issue)
-    name, reason = choose_backend(settings.backend, models_dir)
+    name, reason = choose_backend(settings.backend, models_dir, settings.weights)
     progress.message(f"backend: {name} ({reason})")
     shape = (source.height, source.width)
     end = settings.end
@@ -374,7 +386,7 @@ def capture(
             source=source.source_identity(),
             frame_count=None if end is None else end - settings.start,
             start_frame=settings.start,
-            checkpoint="acr/wild.pkl" if name == "acr" else None,
+            checkpoint=getattr(backend, "checkpoint", None),
             settings={**settings.recorded(), "tracker": dc_asdict(TrackerSettings())},
         )
         writer = stack.enter_context(TakeWriter(take_path, manifest, chunk_size=settings.chunk))

@@ -7,7 +7,9 @@ preference)::
     MODELS/acr/wild.pkl                          ACR's official in-the-wild release
     MODELS/dir/DIR.pth                           DIR's official checkpoint
 
-The open hand model ships with handmocap and is always available.
+The open hand model ships with handmocap and is always available, and so do handmocap's own
+light ACR weights (``assets/acr_open``: trained on synthetic hands of the open hand model), which
+the acr backend runs while the official checkpoint or the MANO files are missing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ OPEN_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "openhand"
 MODELS_ENV = "HANDMOCAP_MODELS"
 ACR_CHECKPOINT = Path("acr") / "wild.pkl"
 DIR_CHECKPOINT = Path("dir") / "DIR.pth"
+OPEN_ACR_DIR = Path(__file__).resolve().parent / "assets" / "acr_open"
+OPEN_ACR_WEIGHTS = OPEN_ACR_DIR / "acr_open.pt"
+# What a take records as its checkpoint: the official file's place in the models folder, or this.
+OPEN_ACR_CHECKPOINT = "handmocap/acr_open.pt"
+ACR_WEIGHTS = ("auto", "official", "open")
 
 
 def default_models_dir() -> Path | None:
@@ -87,8 +94,37 @@ def missing_files(backend: str, models_dir: Path | None) -> list[str]:
 
 
 def acr_missing_files(models_dir: Path | None) -> list[str]:
-    """What the acr backend still needs, each with where to put it."""
+    """What the acr backend still needs for the official weights, each with where to put it."""
     return missing_files("acr", models_dir)
+
+
+def acr_weights(models_dir: Path | None, weights: str = "auto") -> str:
+    """The weights the acr backend runs with: "official" (``wild.pkl`` with MANO) or "open"
+    (handmocap's own, with the open hand model). ``auto`` takes the official ones when their
+    files are all there."""
+    from handmocap.core.errors import HandmocapError
+
+    if weights not in ACR_WEIGHTS:
+        raise HandmocapError(f"acr weights must be one of {', '.join(ACR_WEIGHTS)}: {weights!r}")
+    missing = acr_missing_files(models_dir) if weights != "open" else []
+    if weights == "official" or (weights == "auto" and not missing):
+        if missing:
+            raise HandmocapError("the acr backend's official weights cannot run yet: "
+                                 + "; ".join(missing))  # fmt: skip
+        return "official"
+    if not OPEN_ACR_WEIGHTS.is_file():
+        raise HandmocapError(
+            f"handmocap's own acr weights are missing from this installation ({OPEN_ACR_WEIGHTS})"
+            + ("; for the official ones: " + "; ".join(missing) if missing else "")
+        )
+    return "open"
+
+
+def describe_acr_weights(choice: str) -> str:
+    """A phrase for messages: which ACR weights run."""
+    if choice == "official":
+        return "ACR's official weights with the MANO files"
+    return "handmocap's own light ACR weights (synthetic training, open hand model)"
 
 
 @dataclass(frozen=True)
@@ -119,10 +155,11 @@ class BackendStatus:
     name: str
     code_present: bool  # the backend module exists in this version of handmocap
     missing: list[str] = field(default_factory=list)
+    fallback: str = ""  # what it runs with while ``missing`` is not empty (acr: its own weights)
 
     @property
     def ready(self) -> bool:
-        return self.code_present and not self.missing
+        return self.code_present and (not self.missing or bool(self.fallback))
 
 
 def _module_exists(name: str) -> bool:
@@ -147,7 +184,10 @@ def backend_status(models_dir: Path | None) -> list[BackendStatus]:
             for r in reqs
             if not _present(r, models_dir)
         ]
-        statuses.append(BackendStatus(name, code, missing))
+        fallback = ""
+        if name == "acr" and missing and OPEN_ACR_WEIGHTS.is_file():
+            fallback = describe_acr_weights("open")
+        statuses.append(BackendStatus(name, code, missing, fallback))
     return statuses
 
 
@@ -174,13 +214,23 @@ def scan(models_dir: Path | None) -> dict:
                 found = path is not None and path.is_file()
                 checkpoints.append({"backend": name, "file": r.path, "found": found,
                                     "path": str(path) if found else None})  # fmt: skip
+    found = OPEN_ACR_WEIGHTS.is_file()
+    shipped = [{"backend": "acr", "file": str(OPEN_ACR_WEIGHTS), "found": found,
+                "hand_model": "openhand", "about": str(OPEN_ACR_DIR / "README.md")}]  # fmt: skip
     backends = [
-        {"name": b.name, "ready": b.ready, "code_present": b.code_present, "missing": b.missing}
+        {
+            "name": b.name,
+            "ready": b.ready,
+            "code_present": b.code_present,
+            "missing": b.missing,
+            "fallback": b.fallback,
+        }  # fmt: skip
         for b in backend_status(models_dir)
     ]
     return {
         "models_dir": str(models_dir) if models_dir else None,
         "hand_models": hand_models,
         "checkpoints": checkpoints,
+        "shipped": shipped,
         "backends": backends,
     }

@@ -4,7 +4,8 @@ Frames are letterboxed to 512 (white padding, bicubic), run through the ACR netw
 (centre NMS, threshold, cross-hand prior), and each hand posed with the configured hand model:
 finger pose = network output + the model's mean pose, translation from the weak-perspective
 camera through the focal length. The official release was trained with MANO, so its weights
-need the user's MANO files.
+need the user's MANO files; without them the backend runs handmocap's own light weights
+(``core/assets/acr_open``, trained on synthetic hands of the open hand model, 128 px input).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from handmocap.core.errors import HandmocapError
 from handmocap.core.handmodel import HandLayer
 from handmocap.core.joints import KEYPOINT_NAMES
 from handmocap.core.models_dir import ACR_CHECKPOINT as CHECKPOINT
-from handmocap.core.models_dir import acr_missing_files as missing_files
+from handmocap.core.models_dir import OPEN_ACR_CHECKPOINT, OPEN_ACR_WEIGHTS, acr_weights
 from handmocap.core.observation import SIDES, Frame, HandObservation, project
 
 # The official demo's camera: focal length 1265 px for the 512 px network input.
@@ -34,6 +35,7 @@ class ACRBackend(NetworkBackend):
     """Callable: list of RGB uint8 frames -> one ``Frame`` (side -> observation) per frame."""
 
     name = "acr"
+    checkpoint: str | None = None  # what a take records: "acr/wild.pkl", "handmocap/acr_open.pt"
 
     def __init__(
         self,
@@ -57,16 +59,23 @@ class ACRBackend(NetworkBackend):
         }
 
     @classmethod
-    def from_models_dir(cls, models_dir: Path | None, **kwargs) -> ACRBackend:
-        """The official network with ``MODELS/acr/wild.pkl`` and the user's MANO files."""
+    def from_models_dir(
+        cls, models_dir: Path | None, weights: str = "auto", **kwargs
+    ) -> ACRBackend:
+        """The official network with ``MODELS/acr/wild.pkl`` and the user's MANO files, or
+        handmocap's own weights with the open hand model (``weights``: "auto" takes the
+        official ones when their files are all there, "official" or "open" insists)."""
         from handmocap.core.acr.checkpoint import load_official_acr
 
-        missing = missing_files(models_dir)
-        if missing:
-            raise HandmocapError("the acr backend cannot run yet: " + "; ".join(missing))
+        if acr_weights(models_dir, weights) == "open":
+            backend = cls.from_project_checkpoint(OPEN_ACR_WEIGHTS, **kwargs)
+            backend.checkpoint = OPEN_ACR_CHECKPOINT
+            return backend
         model = ACR.from_config(ACRConfig())
         load_official_acr(model, Path(models_dir) / CHECKPOINT)
-        return cls(model, HandLayer.from_models_dir(models_dir, "mano"), **kwargs)
+        backend = cls(model, HandLayer.from_models_dir(models_dir, "mano"), **kwargs)
+        backend.checkpoint = CHECKPOINT.as_posix()
+        return backend
 
     @classmethod
     def from_project_checkpoint(

@@ -41,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--threshold", type=float, default=0.35, help="hand confidence (acr)")
     parser.add_argument(
+        "--acr-weights",
+        choices=("auto", "official", "open"),
+        default="auto",
+        help="acr: official (wild.pkl with MANO), open (handmocap's own, trained on synthetic "
+        "hands of the open hand model) or auto (official when its files are there)",
+    )
+    parser.add_argument(
         "--detector",
         choices=("mediapipe", "acr"),
         default="mediapipe",
@@ -70,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         threshold=args.threshold,
         detector=args.detector,
+        weights=args.acr_weights,
     )
     models = args.models if args.models is not None else default_models_dir()
     progress = ProgressReporter(args.progress)

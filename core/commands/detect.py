@@ -22,6 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threshold", type=float, default=0.35, help="hand confidence (acr)")
     parser.add_argument(
+        "--acr-weights",
+        choices=("auto", "official", "open"),
+        default="auto",
+        help="acr: official (wild.pkl with MANO), open (handmocap's own, trained on synthetic "
+        "hands of the open hand model) or auto (official when its files are there)",
+    )
+    parser.add_argument(
         "--detector",
         choices=("mediapipe", "acr"),
         default="mediapipe",
@@ -49,7 +56,8 @@ def build_backend(args: argparse.Namespace):
     from handmocap.core.handmodel import default_models_dir
 
     models = args.models if args.models is not None else default_models_dir()
-    settings = CaptureSettings(focal=args.focal, threshold=args.threshold, detector=args.detector)
+    settings = CaptureSettings(focal=args.focal, threshold=args.threshold,
+                               detector=args.detector, weights=args.acr_weights)  # fmt: skip
     # still images: no tracking from one image to the next
     return build_backend(args.backend, models, settings, resolve_device(args.device), video=False)
 

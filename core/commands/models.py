@@ -33,9 +33,18 @@ def run(args: argparse.Namespace) -> int:
     print("checkpoints:")
     for c in report["checkpoints"]:
         print(f"  {c['backend']:<10} {c['file']:<14} {'found' if c['found'] else 'not found'}")
+    print("shipped weights:")
+    for w in report["shipped"]:
+        state = "found" if w["found"] else "missing from this installation"
+        print(f"  {w['backend']:<10} {Path(w['file']).name:<14} {state} (open hand model; "
+              f"see {w['about']})")  # fmt: skip
     print("backends:")
     for b in report["backends"]:
-        if b["ready"]:
+        if b["ready"] and b["missing"]:
+            state = f"ready with {b['fallback']}; for the official weights it needs " + "; ".join(
+                b["missing"]
+            )
+        elif b["ready"]:
             state = "ready"
         elif not b["code_present"]:
             state = "not built yet in this version of handmocap"

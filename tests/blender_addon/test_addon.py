@@ -73,7 +73,7 @@ def test_addon_installs_captures_cancels_resumes_builds_retargets_exports(addon_
     # polls refuse what cannot run yet
     assert not r["capture_poll_unsaved"] and not r["build_poll_no_take"]
     assert not r["retarget_poll_no_target"] and not r["build_poll_again"]
-    assert "backends ready: mediapipe" in r["check"] and "torch" in r["check"]
+    assert "backends ready: acr, mediapipe" in r["check"] and "torch" in r["check"]
 
     # a broken video: the capture fails with the command's own message
     assert r["failed"]["state"] == "failed" and "not a video file" in r["failed"]["error"]

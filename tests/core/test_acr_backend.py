@@ -17,10 +17,13 @@ from handmocap.core.acr.checkpoint import official_to_port, port_to_official
 from handmocap.core.acr.model import ACR, ACRConfig
 from handmocap.core.acr.preprocess import letterbox
 from handmocap.core.backends import acr as acr_backend
-from handmocap.core.backends.acr import ACRBackend, missing_files
+from handmocap.core.backends.acr import ACRBackend
+from handmocap.core.capture import choose_backend
 from handmocap.core.commands import detect
 from handmocap.core.errors import HandmocapError
 from handmocap.core.handmodel import HandLayer, open_model_path
+from handmocap.core.models_dir import OPEN_ACR_CHECKPOINT, acr_weights
+from handmocap.core.models_dir import acr_missing_files as missing_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parity"))
 import deterministic  # noqa: E402
@@ -110,8 +113,8 @@ def test_missing_files_are_named(tmp_path):
     (tmp_path / "acr").mkdir()
     (tmp_path / "acr" / "wild.pkl").write_bytes(b"x")
     assert len(missing_files(tmp_path)) == 2
-    with pytest.raises(HandmocapError, match="MANO_RIGHT.pkl"):
-        ACRBackend.from_models_dir(tmp_path)
+    with pytest.raises(HandmocapError, match="official weights cannot run yet.*MANO_RIGHT.pkl"):
+        ACRBackend.from_models_dir(tmp_path, weights="official")
     assert all("--models" in m for m in missing_files(None))
 
 
@@ -161,7 +164,8 @@ def test_detect_command_errors(tmp_path, capsys, monkeypatch):
     assert "not an image" in capsys.readouterr().err
     good = tmp_path / "blank.png"
     cv2.imwrite(str(good), np.zeros((32, 32, 3), np.uint8))
-    assert cli.main(["detect", str(good), "--backend", "acr", "--models", str(tmp_path)]) == 2
+    argv = ["detect", str(good), "--backend", "acr", "--models", str(tmp_path)]
+    assert cli.main([*argv, "--acr-weights", "official"]) == 2
     err = capsys.readouterr().err
     assert "wild.pkl" in err and "MANO_RIGHT.pkl" in err and len(err.strip().splitlines()) == 1
 
@@ -186,6 +190,7 @@ def test_capture_through_the_acr_backend(model, layer, frame, tmp_path, monkeypa
     for i in range(5):  # the picture drifting a little, as a hand-held camera would
         cv2.imwrite(str(folder / f"{i:03d}.png"), np.roll(small, 3 * i, axis=1)[..., ::-1])
     backend = ACRBackend(model, layer)
+    backend.checkpoint = "acr/wild.pkl"  # what from_models_dir records for the official file
     monkeypatch.setattr(capture_module, "build_backend", lambda *args, **kwargs: backend)
     settings = capture_module.CaptureSettings(backend="acr", device="cpu", chunk=2)
     report = capture_module.capture(folder, tmp_path / "acr.take", settings)
@@ -209,3 +214,70 @@ def test_capture_through_the_acr_backend(model, layer, frame, tmp_path, monkeypa
             with torch.no_grad():
                 keypoints = layer(side, *params).keypoints.double().numpy()
             np.testing.assert_allclose(keypoints, hand["joints3d"][rows], rtol=1e-5, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# handmocap's own weights (core/assets/acr_open): what runs while the official files are missing
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def official_folder(tmp_path) -> Path:
+    """A models folder with every official file (MANO stand-ins in MANO's layout)."""
+    (tmp_path / "acr").mkdir()
+    (tmp_path / "acr" / "wild.pkl").write_bytes(b"not read unless the official weights run")
+    (tmp_path / "mano").mkdir()
+    for side in ("right", "left"):
+        shutil.copy(open_model_path(side), tmp_path / "mano" / f"MANO_{side.upper()}.pkl")
+    return tmp_path
+
+
+def test_the_shipped_weights_run_without_the_official_files(tmp_path, official_folder):
+    for folder in (None, tmp_path / "empty"):
+        backend = ACRBackend.from_models_dir(folder)
+        assert backend.checkpoint == OPEN_ACR_CHECKPOINT == "handmocap/acr_open.pt"
+        assert backend.layer.models["right"].kind == "openhand"
+        assert backend.input_size == 128  # the shipped network's, from its checkpoint
+    # asked for, they run even where the official files are
+    backend = ACRBackend.from_models_dir(official_folder, weights="open", threshold=0.5)
+    assert backend.checkpoint == OPEN_ACR_CHECKPOINT and backend.threshold == 0.5
+    assert acr_weights(official_folder) == "official"
+    assert acr_weights(official_folder, "open") == "open" and acr_weights(None) == "open"
+    with pytest.raises(HandmocapError, match="acr weights must be one of auto, official, open"):
+        acr_weights(None, "wild")
+
+
+def test_backend_choice_names_the_weights(tmp_path, official_folder, monkeypatch):
+    from handmocap.core import capture as capture_module
+
+    name, why = choose_backend("acr", None)
+    assert name == "acr" and "own light ACR weights" in why
+    assert choose_backend("auto", official_folder) == (
+        "acr", f"ACR's official weights and the MANO files are in {official_folder}")  # fmt: skip
+    assert choose_backend("auto", None)[0] == "mediapipe"  # better on real footage than ours
+    name, why = choose_backend("auto", official_folder, "open")
+    assert name == "acr" and "open acr weights requested" in why
+    with pytest.raises(HandmocapError, match="official weights cannot run yet.*wild.pkl"):
+        choose_backend("auto", tmp_path / "nothing", "official")
+    real = capture_module.importlib.util.find_spec
+    monkeypatch.setattr(capture_module.importlib.util, "find_spec",
+                        lambda n, *a: None if n == "mediapipe" else real(n, *a))  # fmt: skip
+    name, why = choose_backend("auto", None)
+    assert name == "acr" and "mediapipe is not installed" in why and "own light" in why
+
+
+def test_capture_with_the_shipped_weights_records_them(tmp_path, monkeypatch):
+    """A real clip through ``handmocap capture --backend acr`` with no models folder: the take
+    says which weights and which hand model made it."""
+    from handmocap.core.take import read_take
+
+    monkeypatch.delenv("HANDMOCAP_MODELS", raising=False)
+    clip = Path(cli.__file__).resolve().parent / "assets" / "demo" / "asl_hand.25fps.mp4"
+    take = tmp_path / "open.take"
+    argv = ["capture", str(clip), "-o", str(take), "--backend", "acr", "--end", "6",
+            "--batch", "3", "--progress", "none", "--device", "cpu"]  # fmt: skip
+    assert cli.main(argv) == 0
+    read = read_take(take)
+    assert read.manifest.complete and read.num_frames == 6
+    assert read.manifest.checkpoint == "handmocap/acr_open.pt"
+    assert read.manifest.hand_model.startswith("openhand-")

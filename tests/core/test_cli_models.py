@@ -73,8 +73,13 @@ def test_models_json_without_models_folder(capsys, no_env):
     assert set(backends) == set(BACKENDS) == {"acr", "dir", "mediapipe"}
     # every backend is built; mediapipe needs no file (make test installs it)
     assert all(backends[b]["code_present"] for b in ("acr", "dir", "mediapipe"))
-    assert backends["acr"]["ready"] is False and backends["dir"]["ready"] is False
+    # acr runs handmocap's own weights while the official ones are missing; dir has no fallback
+    assert backends["acr"]["ready"] is True and "own light ACR weights" in backends["acr"]["fallback"]
+    assert backends["dir"]["ready"] is False and backends["dir"]["fallback"] == ""
     assert backends["mediapipe"]["ready"] is True and backends["mediapipe"]["missing"] == []
+    [shipped] = report["shipped"]
+    assert shipped["backend"] == "acr" and shipped["found"] and Path(shipped["file"]).is_file()
+    assert Path(shipped["about"]).is_file()
     assert any("wild.pkl" in m for m in backends["acr"]["missing"])
     assert any("MANO_RIGHT.pkl" in m for m in backends["acr"]["missing"])
     assert any("DIR.pth" in m for m in backends["dir"]["missing"])
@@ -95,7 +100,7 @@ def check_full_folder(report: dict, root: Path) -> None:
     assert checkpoints["dir"]["found"] is False
     assert checkpoints["dir"]["path"] is None
     backends = by_name(report["backends"])
-    assert backends["acr"]["missing"] == []
+    assert backends["acr"]["missing"] == [] and backends["acr"]["fallback"] == ""
     assert backends["acr"]["ready"] is True
     assert len(backends["dir"]["missing"]) == 1
     assert str(root / "dir" / "DIR.pth") in backends["dir"]["missing"][0]
