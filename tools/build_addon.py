@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "blender_addon" / "extension"
 # package folder in the repository -> its import path; the wheel holds these and nothing else
 PACKAGES = {"core": "handmocap/core", "blender_addon": "handmocap/blender_addon"}
-SKIP_DIRS = {"__pycache__", "extension", "demo"}  # the demo clip is for `make demo`, not Blender
+# the demo clip is for `make demo` and the network weights for the external Python, not Blender
+SKIP_DIRS = {"__pycache__", "extension", "demo", "acr_open"}
 DATA_SUFFIXES = {".pkl", ".npz", ".md"}  # the open hand model and its notes
 
 

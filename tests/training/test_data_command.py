@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 
 from handmocap.core.errors import HandmocapError
 from handmocap.training.commands import data
+from handmocap.training.datasets.synthetic import SyntheticDataset
 
 SIZE, CELL = 64, 48
 needs_bpy = pytest.mark.skipif(
@@ -63,6 +65,22 @@ def test_synth_writes_a_dataset(dataset, capsys):
     assert run_data("synth", "--out", dataset, "--count", 3, "--size", SIZE, "--seed", 5,
                     "--shard-size", 2, "--samples", 4) == 0  # fmt: skip
     assert "3 samples" in capsys.readouterr().out  # finished already: nothing rendered again
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_synth_rebuilds_a_lost_manifest_from_its_shards(dataset, tmp_path, capsys):
+    """Shards hold samples by index, so a stopped run's finished shards (its manifest lost or
+    deleted) become a smaller dataset without rendering anything again."""
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)
+    (copy / "manifest.json").unlink()
+    kept = (copy / "shard_00000.npz").stat().st_mtime_ns
+    assert run_data("synth", "--out", copy, "--count", 2, "--size", SIZE, "--seed", 5,
+                    "--shard-size", 2, "--samples", 4) == 0  # fmt: skip
+    assert "wrote" in capsys.readouterr().out
+    assert (copy / "shard_00000.npz").stat().st_mtime_ns == kept
+    assert len(SyntheticDataset(copy)) == 2
 
 
 @needs_bpy

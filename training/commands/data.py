@@ -77,7 +77,7 @@ def _synth(args: argparse.Namespace) -> int:
     speed = f", {rate:.2f} images/s" if rate else ""
     print(
         f"wrote {args.out}: {manifest['count']} samples of {manifest['size']} px in "
-        f"{len(manifest['shards'])} shard(s) ({manifest['renderer_version']}{speed})"
+        f"{len(manifest['shards'])} shard(s) ({manifest.get('renderer_version', 'Blender')}{speed})"
     )
     return 0
 
