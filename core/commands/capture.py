@@ -40,13 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--focal", type=float, default=None, help="focal length, frame pixels")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--threshold", type=float, default=0.35, help="hand confidence (acr)")
-    parser.add_argument(
-        "--acr-weights",
-        choices=("auto", "official", "open"),
-        default="auto",
-        help="acr: official (wild.pkl with MANO), open (handmocap's own, trained on synthetic "
-        "hands of the open hand model) or auto (official when its files are there)",
-    )
+    add_acr_weights_argument(parser)
     parser.add_argument(
         "--detector",
         choices=("mediapipe", "acr"),
@@ -60,6 +54,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bar on stderr, or one JSON line per update on stdout",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing take")
+
+
+def add_acr_weights_argument(parser: argparse.ArgumentParser) -> None:
+    """``--acr-weights``, shared with ``handmocap detect``."""
+    from handmocap.core.models_dir import ACR_WEIGHTS
+
+    parser.add_argument(
+        "--acr-weights",
+        choices=ACR_WEIGHTS,
+        default="auto",
+        help="acr: official (wild.pkl with MANO), open (handmocap's own, trained on synthetic "
+        "hands of the open hand model) or auto (official when its files are there)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

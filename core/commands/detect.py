@@ -21,13 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--threshold", type=float, default=0.35, help="hand confidence (acr)")
-    parser.add_argument(
-        "--acr-weights",
-        choices=("auto", "official", "open"),
-        default="auto",
-        help="acr: official (wild.pkl with MANO), open (handmocap's own, trained on synthetic "
-        "hands of the open hand model) or auto (official when its files are there)",
-    )
+    from handmocap.core.commands.capture import add_acr_weights_argument
+
+    add_acr_weights_argument(parser)
     parser.add_argument(
         "--detector",
         choices=("mediapipe", "acr"),

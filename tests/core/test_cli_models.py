@@ -74,7 +74,8 @@ def test_models_json_without_models_folder(capsys, no_env):
     # every backend is built; mediapipe needs no file (make test installs it)
     assert all(backends[b]["code_present"] for b in ("acr", "dir", "mediapipe"))
     # acr runs handmocap's own weights while the official ones are missing; dir has no fallback
-    assert backends["acr"]["ready"] is True and "own light ACR weights" in backends["acr"]["fallback"]
+    acr = backends["acr"]
+    assert acr["ready"] is True and "own light ACR weights" in acr["fallback"]
     assert backends["dir"]["ready"] is False and backends["dir"]["fallback"] == ""
     assert backends["mediapipe"]["ready"] is True and backends["mediapipe"]["missing"] == []
     [shipped] = report["shipped"]
