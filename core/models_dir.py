@@ -214,9 +214,9 @@ def scan(models_dir: Path | None) -> dict:
                 found = path is not None and path.is_file()
                 checkpoints.append({"backend": name, "file": r.path, "found": found,
                                     "path": str(path) if found else None})  # fmt: skip
-    found = OPEN_ACR_WEIGHTS.is_file()
-    shipped = [{"backend": "acr", "file": str(OPEN_ACR_WEIGHTS), "found": found,
-                "hand_model": "openhand", "about": str(OPEN_ACR_DIR / "README.md")}]  # fmt: skip
+    shipped = [{"backend": "acr", "file": str(OPEN_ACR_WEIGHTS),
+                "found": OPEN_ACR_WEIGHTS.is_file(), "hand_model": "openhand",
+                "about": str(OPEN_ACR_DIR / "README.md")}]  # fmt: skip
     backends = [
         {
             "name": b.name,

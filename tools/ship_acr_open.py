@@ -1,12 +1,16 @@
 """Ship a trained light ACR as handmocap's own acr weights (``core/assets/acr_open``).
 
-From a ``handmocap train`` run of ``configs/acr_light.toml``: the best checkpoint's weights
-(fp16, weights only), the config they were trained with, the training record (CSV), the
-held-out evaluation on a test set that training never saw (``heldout.json``) and the training
-curve (``docs/acr_open_training.png``). The folder's README.md is written by hand from these.
+From a ``handmocap train`` run of ``configs/acr_light.toml``: one checkpoint's weights
+(``best.pt`` by validation MPJPE unless ``--checkpoint`` names another; fp16, weights only),
+the config they were trained with, the training record (CSV), the held-out evaluation on a
+test set that training never saw (``heldout.json``) and the training curve
+(``docs/acr_open_training.png``). The folder's README.md is written by hand from these.
 
     handmocap data synth --out data/synth_light_test --count 256 --size 128 --seed 2000
-    python tools/ship_acr_open.py runs/acr_light --test data/synth_light_test
+    python tools/ship_acr_open.py runs/acr_light --test data/synth_light_test --checkpoint last.pt
+
+The shipped weights are ``last.pt``: their run's validation MPJPE never left chance level, so
+``best.pt`` was an early step (``core/assets/acr_open/README.md``).
 """
 
 from __future__ import annotations
