@@ -8,8 +8,13 @@ triangles (MeshLab's isotropic remeshing, through pymeshlab); skinning weights a
 functions of the position along each digit; the joint regressor is a convex combination of the
 vertices ringing each joint; the 10 shape directions are anatomical (size, finger length, palm
 width, ...) deformations, linear in the shape values. Files are written in MANO's pickle key
-layout so that ``smplx.MANO`` loads them. The outputs are deterministic for a given set of
-library versions.
+layout so that ``smplx.MANO`` loads them.
+
+Reproducibility: the implicit field and the marching-cubes mesh are bit-identical from run to
+run, but MeshLab's remeshing is not the same from one install to another. Two virtual
+environments with the same pinned versions at different paths remeshed the same input into
+2793 and 2787 vertices. So a regenerated model matches the committed files in geometry (joints,
+volume, surface) rather than bit for bit. The committed files are the model.
 """
 
 from __future__ import annotations

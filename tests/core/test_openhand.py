@@ -240,32 +240,76 @@ def test_files_use_manos_layout_and_smplx_loads_them():
         assert torch.isfinite(out.vertices).all()
 
 
+def _regressed_joints(model: dict) -> np.ndarray:
+    """(16, 3) rest joints of a model pickle, whatever its regressor's storage."""
+    regressor = model["J_regressor"]
+    regressor = regressor.toarray() if hasattr(regressor, "toarray") else np.asarray(regressor)
+    return regressor @ np.asarray(model["v_template"])
+
+
+def _posed(path, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) vertices and (16, 3) joints of the model at ``path`` in a fixed bent pose."""
+    import smplx
+
+    generator = torch.Generator().manual_seed(0)
+    layer = smplx.MANO(model_path=str(path), is_rhand=side == "right", use_pca=False,
+                       flat_hand_mean=True)  # fmt: skip
+    out = layer(
+        global_orient=torch.tensor([[0.3, -0.5, 0.2]]),
+        hand_pose=0.4 * torch.randn(1, 45, generator=generator),
+        betas=torch.randn(1, 10, generator=generator),
+    )
+    return out.vertices[0].detach().numpy(), out.joints[0].detach().numpy()
+
+
 @pytest.mark.slow
-def test_generator_reproduces_the_committed_files(tmp_path):
-    # In a fresh process, as the generator is meant to run: other tests leave process-wide
-    # floating-point state behind (e.g. compiled kernels switching denormals off) that changes
-    # the last bits of the implicit surface, and remeshing then takes other decisions.
+def test_generator_rebuilds_the_committed_model(tmp_path):
+    """The generator rebuilds the committed model: the same layout and fixed tables exactly,
+    the same geometry to a fraction of a millimetre.
+
+    Not bit for bit: MeshLab's remeshing takes other decisions in another install of the same
+    versions (2793 against 2787 vertices, measured in two virtual environments that differed
+    only in their path), so vertex counts and orders may differ a little.
+    """
+    from scipy.spatial import cKDTree
+
+    from handmocap.core.openhand.generate import PREVIEW_FACES, signed_volume
+
+    # In a fresh process, as the generator is meant to run.
     subprocess.run(
         [sys.executable, "-m", "handmocap.core.openhand.generate", "--out", str(tmp_path)],
         check=True,
         capture_output=True,
     )
-    with (
-        np.load(tmp_path / "OPENHAND_PREVIEW.npz") as new,
-        np.load(open_model_path("right").parent / "OPENHAND_PREVIEW.npz") as old,
-    ):
-        assert set(new.files) == set(old.files) == {"left", "right"}
-        for side in new.files:
-            np.testing.assert_array_equal(new[side], old[side], err_msg=f"preview faces {side}")
-    for side in ("RIGHT", "LEFT"):
-        new = pickle.loads((tmp_path / f"OPENHAND_{side}.pkl").read_bytes())
-        old = load_mano_pickle(open_model_path(side.lower()))
+    with np.load(tmp_path / "OPENHAND_PREVIEW.npz") as preview:
+        assert set(preview.files) == {"left", "right"}
+        for side in preview.files:
+            assert abs(len(preview[side]) - PREVIEW_FACES) <= 0.02 * PREVIEW_FACES
+    for side in ("right", "left"):
+        new_path = tmp_path / f"OPENHAND_{side.upper()}.pkl"
+        new = pickle.loads(new_path.read_bytes())
+        old = load_mano_pickle(open_model_path(side))
         assert new.keys() == old.keys()
-        for key, value in new.items():
-            if isinstance(value, np.ndarray):
-                np.testing.assert_allclose(value, old[key], atol=1e-9, err_msg=key)
-            else:
-                assert value == old[key], key
+        for key in ("kintree_table", "hands_components", "hands_mean", "model_name", "side",
+                    "model_version", "bs_style", "bs_type"):  # fmt: skip
+            np.testing.assert_array_equal(new[key], old[key], err_msg=key)
+        v_new, v_old = np.asarray(new["v_template"]), np.asarray(old["v_template"])
+        assert abs(len(v_new) - len(v_old)) <= 0.01 * len(v_old)
+        for array in ("weights", "shapedirs", "posedirs", "part_labels"):
+            assert len(new[array]) == len(v_new), array
+        volume = [signed_volume(v, np.asarray(m["f"], np.int64)) for v, m in
+                  ((v_new, new), (v_old, old))]  # fmt: skip
+        assert volume[0] == pytest.approx(volume[1], rel=1e-3)
+        np.testing.assert_allclose(_regressed_joints(new), _regressed_joints(old), atol=1e-5)
+        np.testing.assert_allclose(v_new[new["fingertip_ids"]], v_old[old["fingertip_ids"]],
+                                   atol=1e-5)  # fmt: skip
+        # Posed and shaped: skinning, pose and shape blend shapes agree on the surface.
+        (pv_new, pj_new), (pv_old, pj_old) = _posed(new_path, side), _posed(
+            open_model_path(side), side
+        )
+        np.testing.assert_allclose(pj_new, pj_old, atol=5e-4)  # 0.5 mm
+        gaps = np.concatenate([cKDTree(pv_old).query(pv_new)[0], cKDTree(pv_new).query(pv_old)[0]])
+        assert gaps.mean() < 1.2e-3  # vertex to nearest vertex; edges are 4 mm long
 
 
 def test_preview_surface_is_closed_over_the_models_own_vertices(models):
