@@ -4,7 +4,10 @@ Predicted hands are compared in the camera's orientation; the protocol aligns ro
 scale) as the papers do. Both hands of a prediction share one frame (the network's estimate of
 the right root relative to the left), so MRRPE measures that estimate. A hand the network did
 not find still counts with its best guess (the parameters at the best centre), as the papers'
-tables count every labelled hand; ``found`` reports how many were found.
+tables count every labelled hand; ``found`` reports how many were found. Both networks also
+place the 21 keypoints in the image (ACR through its weak-perspective camera, DIR with its 2D
+joints), measured against the labelled 2D joints in pixels of the network's input
+(``mpjpe_2d``, ``pck_2d``).
 """
 
 from __future__ import annotations
@@ -60,13 +63,16 @@ def measure(
             pred = task.predictions(output, batch)
             gt = {k: v.cpu().numpy() for k, v in batch.items() if k != "image"}
             valid = gt["joints3d_valid"] * gt["hand_valid"]
-            vertices = {}
+            extra = {}
             with_params = params_match and (gt["params_valid"] > 0).all()
             if with_params and pred.vertices.shape[2]:
                 gt_vertices = ground_truth_vertices(task.layer, batch)
                 if gt_vertices is not None:
-                    vertices = {"pred_vertices": pred.vertices, "gt_vertices": gt_vertices}
-            evaluator.update(pred.keypoints, gt["joints3d"], valid, gt["interacting"], **vertices)
+                    extra = {"pred_vertices": pred.vertices, "gt_vertices": gt_vertices}
+            if pred.keypoints_2d is not None:
+                extra |= {"pred_2d": pred.keypoints_2d, "gt_2d": gt["joints2d"][..., :2],
+                          "weights_2d": gt["joints2d"][..., 2]}  # fmt: skip
+            evaluator.update(pred.keypoints, gt["joints3d"], valid, gt["interacting"], **extra)
             found += int((pred.found & (valid > 0)).sum())
             labelled += int((valid > 0).sum())
             if progress:

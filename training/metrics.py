@@ -44,7 +44,9 @@ METRICS = (
     "mpjpe", "pa_mpjpe", "mpvpe", "pa_mpvpe", "mrrpe", "pck", "auc", "pa_auc", "mpjpe_2d", "pck_2d",
 )  # fmt: skip
 #: The columns ``format_table`` prints unless told otherwise.
-DEFAULT_COLUMNS = ("mpjpe", "mpvpe", "pa_mpjpe", "pa_mpvpe", "mrrpe", "pck", "auc")
+DEFAULT_COLUMNS = (
+    "mpjpe", "mpvpe", "pa_mpjpe", "pa_mpvpe", "mrrpe", "pck", "auc", "mpjpe_2d", "pck_2d",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

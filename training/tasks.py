@@ -26,6 +26,7 @@ class Predictions:
     keypoints: np.ndarray  # (B, 2, 21, 3) metres, camera orientation, left root at the origin
     vertices: np.ndarray  # (B, 2, V, 3) or (B, 2, 0, 3) when the sides' models differ in size
     found: np.ndarray  # (B, 2) bool
+    keypoints_2d: np.ndarray | None = None  # (B, 2, 21, 2) pixels of the network's input image
 
 
 class Task:
@@ -79,11 +80,11 @@ class ACRTask(Task):
     @torch.no_grad()
     def predictions(self, output, batch) -> Predictions:
         from handmocap.core.acr.parse import parse_maps
-        from handmocap.training.losses.acr import ROOT  # where the camera puts a hand
+        from handmocap.training.losses.acr import ROOT, weak_perspective_uv
 
         parsed = parse_maps({k: v.float() for k, v in output.items()}, self.threshold)
         size = batch["image"].shape[1]
-        keypoints, vertices, found, roots = [], [], [], []
+        keypoints, vertices, found, roots, uv = [], [], [], [], []
         for side in SIDES:
             hands = parsed[side]
             mean = getattr(self.loss, f"mean_{side}")
@@ -92,7 +93,10 @@ class ACRTask(Task):
             vertices.append(posed.vertices)
             found.append(hands.detected)
             roots.append(weak_perspective_root(hands.camera, batch["camera"].float(), size))
-        return _predictions(keypoints, vertices, found, roots[1] - roots[0], ROOT)
+            uv.append(weak_perspective_uv(posed.keypoints, hands.camera))
+        pred = _predictions(keypoints, vertices, found, roots[1] - roots[0], ROOT)
+        pred.keypoints_2d = _pixels(uv, size)
+        return pred
 
 
 class DIRTask(Task):
@@ -123,7 +127,17 @@ class DIRTask(Task):
         found = [torch.ones(b, dtype=torch.bool)] * 2  # DIR's crop always holds both hands
         # the offset joins the hands' roots (the network's root keypoint)
         root = self.model.hands.root_joint
-        return _predictions(keypoints, vertices, found, final.offset_metres.float(), root)
+        pred = _predictions(keypoints, vertices, found, final.offset_metres.float(), root)
+        pred.keypoints_2d = _pixels(
+            [final.hands[s].joints_uv for s in SIDES], batch["image"].shape[1]
+        )
+        return pred
+
+
+def _pixels(uv: list[torch.Tensor], size: int) -> np.ndarray:
+    """Per side (B, 21, 2) in [-1, 1] -> (B, 2, 21, 2) pixels of a ``size`` image (continuous
+    coordinates: -1 and 1 are the image's edges, as ``joints2d``)."""
+    return ((torch.stack([u.float() for u in uv], 1) + 1) * size / 2).cpu().numpy()
 
 
 def weak_perspective_root(camera: torch.Tensor, k: torch.Tensor, size: int) -> torch.Tensor:

@@ -177,4 +177,5 @@ def test_tiny_dir_config_lowers_the_loss(tmp_path):
     after = total_loss(trainer, batch)
     assert trainer.step == 10
     assert after < 0.7 * before, (before, after)
-    assert {"mpjpe", "pa_mpjpe", "mrrpe"} <= set(trainer.record[-1])
+    assert {"mpjpe", "pa_mpjpe", "mrrpe", "mpjpe_2d", "pck_2d"} <= set(trainer.record[-1])
+    assert math.isfinite(trainer.record[-1]["mpjpe_2d"])

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                                     limit=args.limit, progress=bar.update)  # fmt: skip
     summary = evaluator.summary()
     print(f"{args.checkpoint} on {args.data} ({args.kind}, {total} samples, "
-          f"protocol {args.protocol}; errors in mm)")  # fmt: skip
+          f"protocol {args.protocol}; errors in mm, 2D errors in pixels)")  # fmt: skip
     print(format_table(summary))
     print(f"hands found: {counts['found']} of {counts['labelled']}")
     if args.json:

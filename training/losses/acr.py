@@ -92,6 +92,13 @@ def procrustes_align(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return scale[:, None, None] * p @ rotation + mu_g
 
 
+def weak_perspective_uv(keypoints: torch.Tensor, camera: torch.Tensor) -> torch.Tensor:
+    """(B, 21, 3) metres, (B, 3) ``s, tx, ty`` -> (B, 21, 2) in [-1, 1] of the input image:
+    ``s * (x - x_root) + t`` with the root at ``ROOT``, where ``core.backends.acr`` puts hands."""
+    relative = keypoints[..., :2] - keypoints[:, ROOT : ROOT + 1, :2]
+    return camera[:, None, :1] * relative + camera[:, None, 1:]
+
+
 def read_at_centers(maps: dict[str, torch.Tensor], cells: torch.Tensor, present: torch.Tensor):
     """The network's parameters at the labelled centres, the cross-hand prior added as the
     parser adds it. ``cells`` (B, 2) flat indices of the label's centre per side, ``present``
@@ -183,8 +190,7 @@ class ACRLoss(nn.Module):
         gt2d = blank(batch["joints2d"][:, k], present)
         gt2d = torch.where(torch.isfinite(gt2d), gt2d, 0.0)
         uv = gt2d[..., :2] / size * 2 - 1
-        s, t = hand.camera[:, :1, None], hand.camera[:, None, 1:]
-        projected = s * kp[..., :2] + t
+        projected = weak_perspective_uv(kp, hand.camera)
         ok2d = (gt2d[..., 2] > 0) & present[:, None]
         joints2d = ((projected - uv) ** 2).sum(-1)
         return {
