@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
 
 
 def main(argv: list[str] | None = None) -> list[float]:
@@ -41,8 +42,9 @@ def main(argv: list[str] | None = None) -> list[float]:
     from handmocap.core.handmodel import HandLayer, load_hand_models
     from handmocap.core.rotations import axis_angle_to_matrix
     from handmocap.training.config import load_config
+    from handmocap.training.data import TrainingSet
     from handmocap.training.datasets.synthetic import SyntheticDataset
-    from handmocap.training.losses.acr import read_at_centers
+    from handmocap.training.losses.acr import labelled_centers, read_at_centers
     from handmocap.training.sample import SIDES
     from handmocap.training.tasks import build_model, build_task
 
@@ -53,28 +55,23 @@ def main(argv: list[str] | None = None) -> list[float]:
     models = load_hand_models(None, "openhand")
     model = build_model(config, models)
     task = build_task(config, model, HandLayer(models))
-    dataset = SyntheticDataset(args.data)
-    count = min(args.subset, len(dataset)) if args.subset else len(dataset)
+    samples = TrainingSet(SyntheticDataset(args.data), task.add_targets)
+    if args.subset:
+        samples = Subset(samples, range(min(args.subset, len(samples))))
+    loader = DataLoader(samples, args.batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
 
-    def collate(indices: list[int]) -> dict[str, torch.Tensor]:
-        samples = [task.add_targets(dataset[i]) for i in indices]
-        return {k: torch.as_tensor(np.stack([s[k] for s in samples])) for k in samples[0]}
-
-    generator = torch.Generator().manual_seed(args.seed)
     optimizer = torch.optim.Adam(model.parameters(), args.lr)
     model.train()
     errors, step, start = [], 0, time.time()
     while step < args.steps:
-        order = torch.randperm(count, generator=generator).tolist()
-        for first in range(0, count - args.batch_size + 1, args.batch_size):
-            batch = collate(order[first : first + args.batch_size])
+        for batch in loader:
             maps = model(task.inputs(batch))
             if args.branch == "global":
                 for side in SIDES:
                     maps[f"{side}_params"] = maps[f"{side}_params_global"]
                     maps[f"{side}_prior"] = torch.zeros_like(maps[f"{side}_prior"])
-            peak, cells = batch["center_maps"].float().flatten(2).max(-1)
-            present = (peak >= 1 - 1e-6) & (batch["hand_valid"] > 0)
+            cells, present = labelled_centers(batch)
             hands = read_at_centers(maps, cells, present)
             loss, angles = 0.0, []
             for k, side in enumerate(SIDES):

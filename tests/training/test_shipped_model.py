@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from handmocap.core.backends.acr import ACRBackend
 from handmocap.core.checkpoints import read_project_checkpoint
@@ -86,7 +87,7 @@ def test_evaluation_2d_keypoints_are_the_backends(heldout):
     higher threshold drops the other hand, and with it the cross-hand prior."""
     task, _ = load_for_evaluation(OPEN_ACR_WEIGHTS)
     samples = [task.add_targets(heldout[i]) for i in range(len(heldout))]
-    batch = {k: torch.as_tensor(np.stack([s[k] for s in samples])) for k in samples[0]}
+    batch = default_collate(samples)
     task.model.eval()
     with torch.no_grad():
         pred = task.predictions(task.model(task.inputs(batch)), batch)

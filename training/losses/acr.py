@@ -99,6 +99,13 @@ def weak_perspective_uv(keypoints: torch.Tensor, camera: torch.Tensor) -> torch.
     return camera[:, None, :1] * relative + camera[:, None, 1:]
 
 
+def labelled_centers(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each side's labelled centre: (B, 2) flat cell of the centre map's peak, and (B, 2) bool
+    where the hand is labelled and its map has a peak."""
+    peak, cells = batch["center_maps"].float().flatten(2).max(-1)
+    return cells, (peak >= 1 - 1e-6) & (batch["hand_valid"] > 0)
+
+
 def read_at_centers(maps: dict[str, torch.Tensor], cells: torch.Tensor, present: torch.Tensor):
     """The network's parameters at the labelled centres, the cross-hand prior added as the
     parser adds it. ``cells`` (B, 2) flat indices of the label's centre per side, ``present``
@@ -132,9 +139,7 @@ class ACRLoss(nn.Module):
         w = self.weights
         maps = {k: v.float() for k, v in maps.items()}
         targets = batch["center_maps"].float()  # (B, 2, h, w)
-        flat = targets.flatten(2)
-        peak, cells = flat.max(-1)
-        present = (peak >= 1 - 1e-6) & (batch["hand_valid"] > 0)
+        cells, present = labelled_centers(batch)
         losses = {
             "center": w.center
             * sum(
